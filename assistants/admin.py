@@ -1,0 +1,123 @@
+"""Admin for the people who run the assistants: plain-language sections, numbers inline."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.db import transaction
+from django.db.models import Count
+from django.utils.html import format_html_join
+
+from .models import Assistant, PhoneNumber
+
+
+class PhoneNumberInline(admin.TabularInline):
+    model = PhoneNumber
+    extra = 0
+    fields = ("number", "label", "is_active")
+    verbose_name_plural = "Phone numbers that reach this assistant"
+
+
+class AssistantForm(forms.ModelForm):
+    class Meta:
+        model = Assistant
+        fields = "__all__"
+        widgets = {
+            "instructions": forms.Textarea(attrs={"rows": 24, "cols": 100, "class": "prompt-editor"}),
+            "welcome_message": forms.Textarea(attrs={"rows": 3, "cols": 100}),
+        }
+
+
+@admin.register(Assistant)
+class AssistantAdmin(admin.ModelAdmin):
+    form = AssistantForm
+    inlines = [PhoneNumberInline]
+    list_display = ("name", "model", "voice", "number_list", "is_active", "updated_at")
+    list_filter = ("is_active", "model", "voice", "audio_format")
+    search_fields = ("name", "instructions", "welcome_message", "numbers__number")
+    readonly_fields = ("created_at", "updated_at")
+    actions = ["duplicate"]
+    save_on_top = True
+    fieldsets = (
+        ("Persona", {"fields": ("name", "is_active", "welcome_message", "instructions")}),
+        ("Voice", {"fields": ("voice", "speed", "language")}),
+        (
+            "Listening and turn-taking",
+            {
+                "description": "How the assistant knows the caller has finished, and whether callers can interrupt it.",
+                "fields": (
+                    "turn_detection",
+                    "silence_duration_ms",
+                    "vad_threshold",
+                    "prefix_padding_ms",
+                    "eagerness",
+                    "allow_interruptions",
+                    "noise_reduction",
+                ),
+            },
+        ),
+        (
+            "Advanced",
+            {
+                "classes": ("collapse",),
+                "fields": ("model", "audio_format", "transcription_model", "created_at", "updated_at"),
+            },
+        ),
+    )
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("numbers").annotate(_numbers=Count("numbers"))
+
+    def get_inline_instances(self, request, obj=None):
+        # Prompt editors see the numbers but may not change them.
+        return [
+            inline
+            for inline in super().get_inline_instances(request, obj)
+            if request.user.has_perm("assistants.view_phonenumber") or request.user.has_perm("assistants.change_phonenumber")
+        ]
+
+    @admin.display(description="numbers")
+    def number_list(self, obj: Assistant) -> str:
+        numbers = list(obj.numbers.all())
+        if not numbers:
+            return "–"
+        return format_html_join(", ", "{}", ((n.number,) for n in numbers))
+
+    @admin.action(description="Duplicate the selected assistants (without their numbers)")
+    def duplicate(self, request, queryset):
+        created = []
+        with transaction.atomic():
+            for assistant in queryset:
+                copy = Assistant.objects.get(pk=assistant.pk)
+                copy.pk = None
+                copy.name = _free_copy_name(assistant.name)
+                copy.is_active = False
+                copy.save()
+                created.append(copy.name)
+        self.message_user(
+            request,
+            f"Created {', '.join(created)} (inactive, no numbers): edit and activate when ready.",
+            messages.SUCCESS,
+        )
+
+
+def _free_copy_name(name: str) -> str:
+    base = f"{name} (copy)"
+    candidate, n = base, 2
+    while Assistant.objects.filter(name=candidate).exists():
+        candidate = f"{name} (copy {n})"
+        n += 1
+    return candidate[:100]
+
+
+@admin.register(PhoneNumber)
+class PhoneNumberAdmin(admin.ModelAdmin):
+    list_display = ("number", "label", "assistant", "is_active", "created_at")
+    list_filter = ("is_active", "assistant")
+    search_fields = ("number", "label", "assistant__name")
+    autocomplete_fields = ("assistant",)
+
+    def get_changeform_initial_data(self, request):
+        # "Map this number" links from a rejected call prefill the number.
+        initial = super().get_changeform_initial_data(request)
+        return initial

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class AssistantsConfig(AppConfig):
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "assistants"
+    verbose_name = "Assistants and numbers"

@@ -1,0 +1,109 @@
+"""The 46elks realtime-voice WebSocket protocol: parse what 46elks sends, build what we send.
+
+Messages are JSON text frames whose type is in `t`. Fixed outgoing messages are prebuilt
+strings; audio is serialised with orjson, which escapes whatever a peer put in it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import orjson
+
+# 46elks → us
+HELLO = "hello"
+AUDIO = "audio"
+SYNC = "sync"
+BYE = "bye"
+KNOWN_INBOUND = frozenset({HELLO, AUDIO, SYNC, BYE})
+
+_BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
+
+
+class ProtocolError(ValueError):
+    """A message from 46elks that we cannot use; the text says what was wrong, for the log."""
+
+
+@dataclass(frozen=True)
+class Hello:
+    callid: str
+    from_number: str
+    to_number: str
+
+
+def parse(text: str | bytes) -> dict:
+    """Decode one message; ProtocolError if it is not a JSON object with a string `t`."""
+    try:
+        msg = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise ProtocolError(f"invalid JSON ({exc})") from None
+    if not isinstance(msg, dict):
+        raise ProtocolError("message is not a JSON object")
+    t = msg.get("t")
+    if t is None and isinstance(msg.get("type"), str):
+        # The legacy dialect used `type`; tolerating it costs nothing.
+        t = msg["t"] = msg["type"]
+    if not isinstance(t, str):
+        raise ProtocolError("message has no `t`")
+    return msg
+
+
+def parse_hello(msg: dict) -> Hello:
+    callid = msg.get("callid") or msg.get("call_id")
+    if not isinstance(callid, str) or not callid or len(callid) > 100:
+        raise ProtocolError("hello without a usable callid")
+    from_number = msg.get("from")
+    to_number = msg.get("to")
+    if not isinstance(to_number, str) or not to_number or len(to_number) > 32:
+        raise ProtocolError("hello without a usable `to` number")
+    if not isinstance(from_number, str) or len(from_number) > 32:
+        from_number = ""
+    return Hello(callid=callid, from_number=from_number, to_number=to_number)
+
+
+def audio_payload(msg: dict, bytes_per_sample: int) -> str:
+    """The base64 audio of an `audio` message, checked without decoding it.
+
+    Its length tells the byte count, so a partial sample is caught from the length alone;
+    the character check keeps anything but base64 out of what we forward.
+    """
+    data = msg.get("data")
+    if not isinstance(data, str):
+        raise ProtocolError("audio without base64 `data`")
+    n = len(data)
+    if n % 4:
+        raise ProtocolError(f"audio `data` is not base64 (length {n} is not a multiple of 4)")
+    if bytes_per_sample > 1 and n:
+        nbytes = n // 4 * 3 - (data[-1] == "=") - (data[-2] == "=")
+        if nbytes % bytes_per_sample:
+            raise ProtocolError(f"audio is {nbytes} bytes, not a whole number of {bytes_per_sample}-byte samples")
+    if not _BASE64.fullmatch(data):
+        raise ProtocolError("audio `data` is not base64")
+    return data
+
+
+def base64_nbytes(data: str) -> int:
+    """Bytes encoded by a base64 string, from its length alone."""
+    n = len(data)
+    if not n:
+        return 0
+    return n // 4 * 3 - (data[-1] == "=") - (data[-2] == "=")
+
+
+def listening(fmt: str) -> str:
+    return '{"t":"listening","format":"' + fmt + '"}'
+
+
+def sending(fmt: str) -> str:
+    return '{"t":"sending","format":"' + fmt + '"}'
+
+
+def audio(data: str) -> str:
+    """An `audio` message; `data` is base64 from OpenAI, forwarded unchanged (and JSON-escaped, cheaply)."""
+    return orjson.dumps({"t": "audio", "data": data}).decode()
+
+
+INTERRUPT = '{"t":"interrupt"}'
+SYNC_MSG = '{"t":"sync"}'
+BYE_MSG = '{"t":"bye"}'

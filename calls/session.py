@@ -1,0 +1,627 @@
+"""One phone call: 46elks on one side, an OpenAI Realtime session on the other.
+
+Plain asyncio; it knows nothing of Channels. The consumer hands it every frame 46elks sends and
+gives it a function to send frames back. Records are written through a `CallStore`, which queues
+them: nothing on the audio path waits for the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from assistants.realtime_config import AssistantConfig, echoed_formats_match, greeting, session_update
+
+from . import elks
+from .playback import Playback
+from .realtime import RealtimeClient, RealtimeError, is_benign_error
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a call ended, as it will be recorded."""
+
+    status: str  # calls.models.CallStatus value
+    end_reason: str  # calls.models.EndReason value
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Opened:
+    """What the store answers to a `hello`: the call's record and assistant, or why it is refused."""
+
+    call_pk: int | None
+    assistant: AssistantConfig | None
+    refusal: str = ""
+
+
+@dataclass(frozen=True)
+class TranscriptLine:
+    position: int
+    role: str
+    text: str
+    item_id: str = ""
+    interrupted: bool = False
+    offset_ms: int | None = None
+
+
+class CallStore(Protocol):
+    """Where a call's records go; the session calls it, never the ORM."""
+
+    async def open(self, hello: elks.Hello) -> Opened: ...
+
+    def transcript(self, call_pk: int, line: TranscriptLine) -> None:
+        """Queue a transcript line (insert or replace by position); must not block."""
+
+    async def finish(self, call_pk: int, outcome: Outcome) -> None: ...
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    openai_url: str
+    openai_api_key: str
+    hello_timeout: float = 5.0
+    setup_timeout: float = 10.0
+    bye_timeout: float = 5.0
+    # Caller audio kept while OpenAI is connecting: beyond it the oldest is dropped.
+    max_buffered_audio_s: float = 10.0
+
+
+Connect = Callable[..., Awaitable[RealtimeClient]]
+
+# Outcomes that need no detail text.
+CALLER_HANGUP = Outcome("completed", "caller_hangup")
+
+
+class CallSession:
+    """The state of one call, driven by the consumer (46elks frames) and its own OpenAI reader."""
+
+    def __init__(
+        self,
+        *,
+        send: Callable[[str], Awaitable[None]],
+        close: Callable[[], Awaitable[None]],
+        store: CallStore,
+        settings: SessionSettings,
+        connect: Connect = RealtimeClient.connect,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._send = send
+        self._close_socket = close
+        self.store = store
+        self.settings = settings
+        self._connect = connect
+        self._now = clock
+
+        self.hello: elks.Hello | None = None
+        self.call_pk: int | None = None
+        self.config: AssistantConfig | None = None
+        self.started_at = clock()
+
+        self._rt: RealtimeClient | None = None
+        self._rt_ready = False
+        self._pending_audio: collections.deque[str] = collections.deque()
+        self._pending_bytes = 0
+        self._bytes_per_sample = 2
+        self.playback: Playback | None = None
+        self._need_sending = False
+        self._muted_response: str | None = None
+        self._audio_seq = 0  # audio messages sent to 46elks, to match sync answers
+        self._syncs: collections.deque[tuple[int, asyncio.Future[None] | None]] = collections.deque()
+
+        self._positions: dict[str, int] = {}
+        self._next_position = 0
+        self._assistant_text: dict[str, list[str]] = {}
+        self._assistant_final: dict[str, str] = {}
+        self._interrupted: dict[str, tuple[float, float]] = {}  # item -> (heard_ms, received_ms)
+
+        self._tasks: set[asyncio.Task] = set()
+        self._hello_timer: asyncio.TimerHandle | None = None
+        self._elks_bye = asyncio.Event()
+        self._bye_sent = False
+        self._ending: asyncio.Task | None = None
+        self.outcome: Outcome | None = None
+        self.finished = asyncio.Event()
+        self.problems: collections.Counter[str] = collections.Counter()
+        self.stats = {"audio_in": 0, "audio_out": 0, "interrupts": 0, "truncates": 0}
+
+    # ------------------------------------------------------------------ entry points (consumer)
+
+    def start(self) -> None:
+        """Called once the socket is accepted: 46elks must say hello soon."""
+        self._hello_timer = asyncio.get_running_loop().call_later(self.settings.hello_timeout, self._no_hello)
+
+    async def on_text(self, text: str) -> None:
+        """Called for every text frame from 46elks."""
+        try:
+            msg = elks.parse(text)
+            t = msg["t"]
+            if t == "audio":
+                if self._rt_ready:
+                    await self._rt.append_audio(elks.audio_payload(msg, self._bytes_per_sample))
+                    self.stats["audio_in"] += 1
+                else:
+                    self._buffer_audio(msg)
+            elif t == "sync":
+                self._on_sync()
+            elif t == "hello":
+                await self._on_hello(msg)
+            elif t == "bye":
+                self._on_elks_bye(msg)
+            else:
+                self._problem("unknown message type", repr(t)[:40])
+        except elks.ProtocolError as exc:
+            self._problem("bad message", str(exc))
+
+    def on_binary(self, data: bytes | None) -> None:
+        """46elks speaks JSON text only; binary frames are ignored."""
+        self._problem("binary frame", f"{len(data or b'')} bytes")
+
+    async def on_disconnect(self) -> None:
+        """Called when the 46elks socket is gone, whatever the cause; idempotent."""
+        if self.hello is None:
+            self._cancel_hello_timer()
+            self.finished.set()
+            return
+        if self._elks_bye.is_set() or self._bye_sent:
+            outcome = None  # the ending already under way decides
+        else:
+            outcome = Outcome("failed", "connection_lost", "The 46elks connection closed without a bye.")
+        self._elks_bye.set()  # nothing more will come
+        await self.end(outcome or CALLER_HANGUP, polite=False)
+
+    async def hang_up(self, outcome: Outcome) -> None:
+        """End the call from our side: let queued speech finish, then bye."""
+        await self.end(outcome, polite=True)
+
+    async def abort(self, outcome: Outcome) -> None:
+        """The process is stopping or the consumer was cancelled: record the call, fast."""
+        await self.end(outcome, polite=False)
+
+    # ------------------------------------------------------------------ 46elks side
+
+    async def _on_hello(self, msg: dict) -> None:
+        if self.hello is not None:
+            self._problem("second hello", "ignored")
+            return
+        hello = elks.parse_hello(msg)
+        self.hello = hello
+        self._cancel_hello_timer()
+        log.info("call %s: hello from %s to %s", hello.callid, hello.from_number, hello.to_number)
+        opened = await self.store.open(hello)
+        self.call_pk = opened.call_pk
+        if opened.assistant is None:
+            log.warning("call %s refused: %s", hello.callid, opened.refusal)
+            self.outcome = Outcome("rejected", "unknown_number", opened.refusal)
+            await self._send_bye()
+            self._spawn(self._wait_elks_bye_then_close())
+            return
+        cfg = self.config = opened.assistant
+        fmt = cfg.format
+        self._bytes_per_sample = fmt.bytes_per_sample
+        self.playback = Playback(fmt.bytes_per_ms)
+        await self._send(elks.listening(fmt.name))
+        await self._send(elks.sending(fmt.name))
+        self._spawn(self._run_realtime(cfg))
+
+    def _buffer_audio(self, msg: dict) -> None:
+        if self.config is None:
+            self._problem("audio before hello", "ignored")
+            return
+        if self._ending is not None:
+            return
+        data = elks.audio_payload(msg, self._bytes_per_sample)
+        self._pending_audio.append(data)
+        self._pending_bytes += elks.base64_nbytes(data)
+        limit = self.settings.max_buffered_audio_s * 1000 * self.config.format.bytes_per_ms
+        while self._pending_bytes > limit and self._pending_audio:
+            self._pending_bytes -= elks.base64_nbytes(self._pending_audio.popleft())
+            self.problems["caller audio dropped while connecting"] += 1
+
+    def _on_sync(self) -> None:
+        if not self._syncs:
+            self._problem("sync we did not ask for", "ignored")
+            return
+        seq, waiter = self._syncs.popleft()
+        if seq == self._audio_seq and self.playback is not None:
+            for item_id in self.playback.played_out(self._now()):
+                self._assistant_heard_fully(item_id)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _on_elks_bye(self, msg: dict) -> None:
+        if self._elks_bye.is_set():
+            self._problem("message after bye", "bye")
+            return
+        self._elks_bye.set()
+        reason = msg.get("reason")
+        message = str(msg.get("message") or "")[:500]
+        log.info("call %s: 46elks bye (%s) %s", self.hello.callid if self.hello else "-", reason, message)
+        if self._ending is not None or self.hello is None:
+            return
+        if reason == "error":
+            outcome = Outcome("failed", "telco_error", message or "46elks ended the call with an error.")
+        else:
+            outcome = Outcome("completed", "caller_hangup", message)
+        self._ending = asyncio.ensure_future(self._end(outcome, polite=False))
+
+    async def _send_bye(self) -> None:
+        if not self._bye_sent:
+            self._bye_sent = True
+            await self._safe_send(elks.BYE_MSG)
+
+    async def _safe_send(self, text: str) -> None:
+        try:
+            await self._send(text)
+        except Exception as exc:  # the socket may already be gone while we end
+            log.debug("send to 46elks failed: %s", exc)
+
+    async def _sync(self, timeout: float) -> bool:
+        """Ask 46elks to confirm that everything sent so far has played."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._syncs.append((self._audio_seq, waiter))
+        await self._safe_send(elks.SYNC_MSG)
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), timeout)
+            return True
+        except (TimeoutError, asyncio.TimeoutError):
+            return False
+
+    def _request_sync(self) -> None:
+        """A sync nobody waits for: its answer tells the playback estimate that the queue ran dry."""
+        self._syncs.append((self._audio_seq, None))
+        self._spawn(self._safe_send(elks.SYNC_MSG))
+
+    # ------------------------------------------------------------------ OpenAI side
+
+    async def _run_realtime(self, cfg: AssistantConfig) -> None:
+        hello = self.hello
+        try:
+            rt = await self._connect(
+                self.settings.openai_url,
+                api_key=self.settings.openai_api_key,
+                model=cfg.model,
+                timeout=self.settings.setup_timeout,
+            )
+        except RealtimeError as exc:
+            log.error("call %s: %s", hello.callid, exc.reason)
+            await self.end(Outcome("failed", "openai_error", exc.reason), polite=True)
+            return
+        self._rt = rt
+        if self._ending is not None:
+            await rt.close()
+            return
+        events = rt.events()
+        try:
+            await rt.send(session_update(cfg))
+            problem = await self._await_session_updated(cfg, events)
+            if problem:
+                log.error("call %s: %s", hello.callid, problem)
+                await self.end(Outcome("failed", "openai_error", problem), polite=True)
+                return
+            self._rt_ready = True
+            while self._pending_audio:
+                await rt.append_audio(self._pending_audio.popleft())
+            self._pending_bytes = 0
+            first = greeting(cfg)
+            if first is not None:
+                await rt.send(first)
+            await self._read_events(events)
+        except Exception as exc:
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            log.exception("call %s: bridge failed", hello.callid)
+            await self.end(Outcome("failed", "internal_error", f"{type(exc).__name__}: {exc}"), polite=True)
+            return
+        if self._ending is None:
+            detail = self._last_error or "OpenAI closed the session"
+            detail += f" (close code {rt.close_code}{': ' + rt.close_reason if rt.close_reason else ''})"
+            log.error("call %s: %s", hello.callid, detail)
+            await self.end(Outcome("failed", "openai_error", detail), polite=True)
+
+    _last_error = ""
+
+    async def _await_session_updated(self, cfg: AssistantConfig, events) -> str:
+        """Wait for `session.updated` and check it; a sentence for the record when it went wrong."""
+        try:
+            async with asyncio.timeout(self.settings.setup_timeout):
+                async for event in events:
+                    kind = event["type"]
+                    if kind == "session.updated":
+                        return echoed_formats_match(cfg, event.get("session") or {}) or ""
+                    if kind == "error":
+                        error = event.get("error") or {}
+                        return f"OpenAI rejected the session settings: {error.get('message') or error}"
+        except TimeoutError:
+            return f"OpenAI did not confirm the session settings within {self.settings.setup_timeout:g} s."
+        return "OpenAI closed the connection before the session was configured" + (
+            f" (close code {self._rt.close_code}: {self._rt.close_reason})" if self._rt.close_code else ""
+        )
+
+    async def _read_events(self, events) -> None:
+        handlers = self._handlers
+        async for event in events:
+            kind = event["type"]
+            if kind == "response.output_audio.delta":
+                await self._on_audio_delta(event)
+                continue
+            handler = handlers.get(kind)
+            if handler is not None:
+                await handler(self, event)
+
+    async def _on_audio_delta(self, event: dict) -> None:
+        if event.get("response_id") == self._muted_response:
+            return  # the rest of an answer the caller interrupted
+        delta = event.get("delta")
+        if not isinstance(delta, str):
+            self._problem("openai audio delta without data", "ignored")
+            return
+        if self._need_sending:
+            self._need_sending = False
+            await self._send(elks.sending(self.config.audio_format))
+        self.playback.add(event.get("item_id") or "", elks.base64_nbytes(delta), self._now())
+        self._audio_seq += 1
+        self.stats["audio_out"] += 1
+        await self._send(elks.audio(delta))
+
+    async def _on_speech_started(self, event: dict) -> None:
+        if not self.config.allow_interruptions:
+            return
+        now = self._now()
+        if not self.playback.audible(now):
+            return
+        # The caller talks over the assistant: stop playback now, then fix the model's memory.
+        await self._send(elks.INTERRUPT)
+        self._need_sending = True
+        self._muted_response = self._current_response
+        self.stats["interrupts"] += 1
+        for cut in self.playback.cut(now):
+            self._interrupted[cut.item_id] = (cut.heard_ms, cut.received_ms)
+            await self._rt.send(
+                {
+                    "type": "conversation.item.truncate",
+                    "item_id": cut.item_id,
+                    "content_index": 0,
+                    "audio_end_ms": cut.heard_ms,
+                }
+            )
+            self.stats["truncates"] += 1
+            self._write_assistant(cut.item_id)
+
+    async def _on_response_created(self, event: dict) -> None:
+        self._current_response = (event.get("response") or {}).get("id")
+
+    _current_response: str | None = None
+
+    async def _on_response_done(self, event: dict) -> None:
+        response = event.get("response") or {}
+        status = response.get("status")
+        if status == "failed":
+            details = response.get("status_details") or {}
+            error = details.get("error") or {}
+            self._problem("openai response failed", str(error.get("message") or error or details)[:300])
+        for item in response.get("output") or ():
+            if isinstance(item, dict) and item.get("id") in self._assistant_text:
+                self._write_assistant(item["id"])
+        if self.playback is not None and self.playback.audible(self._now()):
+            self._request_sync()
+
+    async def _on_item_seen(self, event: dict) -> None:
+        item = event.get("item") or {}
+        item_id = item.get("id") or event.get("item_id")
+        if item_id and item_id not in self._positions:
+            self._positions[item_id] = self._next_position
+            self._next_position += 1
+            if item.get("role") == "assistant":
+                self._assistant_text.setdefault(item_id, [])
+
+    async def _on_committed(self, event: dict) -> None:
+        await self._on_item_seen({"item_id": event.get("item_id")})
+
+    async def _on_transcript_delta(self, event: dict) -> None:
+        item_id = event.get("item_id")
+        if item_id:
+            self._assistant_text.setdefault(item_id, []).append(str(event.get("delta") or ""))
+
+    async def _on_transcript_done(self, event: dict) -> None:
+        item_id = event.get("item_id")
+        if item_id:
+            self._assistant_final[item_id] = str(event.get("transcript") or "")
+            self._write_assistant(item_id)
+
+    async def _on_caller_transcript(self, event: dict) -> None:
+        item_id = event.get("item_id") or ""
+        text = str(event.get("transcript") or "").strip()
+        self._write_line(item_id, "caller", text or "(nothing recognisable)")
+
+    async def _on_caller_transcript_failed(self, event: dict) -> None:
+        error = (event.get("error") or {}).get("message") or "transcription failed"
+        self._write_line(event.get("item_id") or "", "caller", f"(could not be transcribed: {error})")
+
+    async def _on_error(self, event: dict) -> None:
+        error = event.get("error") or {}
+        if is_benign_error(error):
+            log.debug("call %s: benign openai error: %s", self.hello.callid, error.get("message"))
+            return
+        self._last_error = f"OpenAI error {error.get('code') or error.get('type')}: {error.get('message')}"
+        self._problem("openai error", self._last_error[:300])
+
+    _handlers: dict[str, Callable[[CallSession, dict], Awaitable[None]]] = {
+        "input_audio_buffer.speech_started": _on_speech_started,
+        "input_audio_buffer.committed": _on_committed,
+        "conversation.item.added": _on_item_seen,
+        "conversation.item.created": _on_item_seen,
+        "response.output_item.added": _on_item_seen,
+        "response.created": _on_response_created,
+        "response.done": _on_response_done,
+        "response.output_audio_transcript.delta": _on_transcript_delta,
+        "response.output_audio_transcript.done": _on_transcript_done,
+        "conversation.item.input_audio_transcription.completed": _on_caller_transcript,
+        "conversation.item.input_audio_transcription.failed": _on_caller_transcript_failed,
+        "error": _on_error,
+    }
+
+    # ------------------------------------------------------------------ transcript
+
+    def _offset_ms(self) -> int:
+        return int((self._now() - self.started_at) * 1000)
+
+    def _write_line(self, item_id: str, role: str, text: str, interrupted: bool = False) -> None:
+        if self.call_pk is None:
+            return
+        position = self._positions.get(item_id)
+        if position is None:
+            position = self._positions[item_id or f"_{self._next_position}"] = self._next_position
+            self._next_position += 1
+        self.store.transcript(
+            self.call_pk,
+            TranscriptLine(position, role, text, item_id=item_id, interrupted=interrupted, offset_ms=self._offset_ms()),
+        )
+
+    def _write_assistant(self, item_id: str) -> None:
+        """(Re)write an assistant line: the whole text, or the part the caller heard if cut off."""
+        text = self._assistant_final.get(item_id)
+        if text is None:
+            text = "".join(self._assistant_text.get(item_id, ()))
+        cut = self._interrupted.get(item_id)
+        if cut is not None:
+            text = heard_part(text, *cut)
+        if text or cut is not None:
+            self._write_line(item_id, "assistant", text, interrupted=cut is not None)
+
+    def _assistant_heard_fully(self, item_id: str) -> None:
+        """Nothing to do: a fully heard line was written when its transcript completed."""
+
+    # ------------------------------------------------------------------ ending
+
+    async def end(self, outcome: Outcome, *, polite: bool) -> None:
+        """End the call once, whoever asks first; later callers wait for the same ending."""
+        if self._ending is None:
+            self._ending = asyncio.ensure_future(self._end(outcome, polite=polite))
+        await asyncio.shield(self._ending)
+
+    async def _end(self, outcome: Outcome, *, polite: bool) -> None:
+        self.outcome = self.outcome or outcome
+        self._cancel_hello_timer()
+        callid = self.hello.callid if self.hello else "-"
+        try:
+            if polite and not self._elks_bye.is_set():
+                if self.playback is not None and self.playback.audible(self._now()):
+                    await self._sync(self.playback.remaining_s(self._now()) + 2.0)
+                await self._send_bye()
+            await self._close_realtime()
+            if self._bye_sent and not self._elks_bye.is_set():
+                try:
+                    await asyncio.wait_for(self._elks_bye.wait(), self.settings.bye_timeout)
+                except (TimeoutError, asyncio.TimeoutError):
+                    log.warning("call %s: 46elks did not answer our bye within %gs", callid, self.settings.bye_timeout)
+        finally:
+            await self._finish_record()
+            for task in list(self._tasks):
+                if task is not asyncio.current_task():
+                    task.cancel()
+            try:
+                await self._close_socket()
+            except Exception as exc:
+                log.debug("closing the 46elks socket failed: %s", exc)
+            self._log_summary(callid)
+            self.finished.set()
+
+    async def _close_realtime(self) -> None:
+        rt, self._rt_ready = self._rt, False
+        if rt is not None:
+            await rt.close()
+
+    async def _finish_record(self) -> None:
+        if self.call_pk is None or self.outcome is None or self.outcome.status == "rejected":
+            return
+        # Lines an interruption or an early end left unwritten.
+        for item_id in list(self._assistant_text):
+            if item_id not in self._assistant_final and item_id not in self._interrupted:
+                self._write_assistant(item_id)
+        try:
+            await self.store.finish(self.call_pk, self.outcome)
+        except Exception:
+            log.exception("call %s: could not record the end of the call", self.hello.callid if self.hello else "-")
+
+    async def _wait_elks_bye_then_close(self) -> None:
+        try:
+            await asyncio.wait_for(self._elks_bye.wait(), self.settings.bye_timeout)
+        except (TimeoutError, asyncio.TimeoutError):
+            pass
+        await self.end(self.outcome, polite=False)
+
+    def _no_hello(self) -> None:
+        log.warning("46elks connection sent no hello within %gs; closing", self.settings.hello_timeout)
+        self._ending = asyncio.ensure_future(self._end(Outcome("failed", "protocol_error", "no hello"), polite=False))
+
+    def _cancel_hello_timer(self) -> None:
+        if self._hello_timer is not None:
+            self._hello_timer.cancel()
+            self._hello_timer = None
+
+    # ------------------------------------------------------------------ bookkeeping
+
+    def _spawn(self, coro) -> asyncio.Task:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _problem(self, kind: str, detail: str) -> None:
+        """Log the first of each kind of misbehaviour per call; count the rest for the summary."""
+        self.problems[kind] += 1
+        if self.problems[kind] == 1:
+            log.warning("call %s: %s: %s", self.hello.callid if self.hello else "-", kind, detail)
+
+    def _log_summary(self, callid: str) -> None:
+        outcome = self.outcome
+        extra = f" problems={dict(self.problems)}" if self.problems else ""
+        log.info(
+            "call %s ended: %s/%s %s audio_in=%d audio_out=%d interrupts=%d%s",
+            callid,
+            outcome.status if outcome else "-",
+            outcome.end_reason if outcome else "-",
+            (outcome.detail if outcome else "")[:200],
+            self.stats["audio_in"],
+            self.stats["audio_out"],
+            self.stats["interrupts"],
+            extra,
+        )
+
+
+def heard_part(text: str, heard_ms: float, received_ms: float) -> str:
+    """The words of `text` the caller heard before cutting in, by the share of audio played.
+
+    The transcript and the audio of an item run in step, so the share of audio heard is a fair
+    measure of the share of words; we cut at a word boundary and mark the cut with an ellipsis.
+    """
+    text = text.strip()
+    if not text or received_ms <= 0:
+        return ""
+    share = max(0.0, min(1.0, heard_ms / received_ms))
+    if share >= 0.999:
+        return text
+    cut = int(len(text) * share)
+    head = text[:cut]
+    if cut < len(text) and not text[cut].isspace() and " " in head:
+        head = head.rsplit(" ", 1)[0]
+    head = head.rstrip(" ,.;:")
+    return f"{head}…" if head else "…"
+
+
+def info(session: CallSession) -> dict[str, Any]:
+    """A small view of a live session for logs and operations."""
+    return {
+        "callid": session.hello.callid if session.hello else None,
+        "assistant": session.config.name if session.config else None,
+        "age_s": round(time.monotonic() - session.started_at, 1),
+        **session.stats,
+    }

@@ -1,0 +1,21 @@
+"""Settings for the test suite: production settings with test secrets and plain static storage."""
+
+import os
+
+os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production-0123456789")
+os.environ.setdefault("ELKS_WS_SECRET", "test-elks-secret-0123456789")
+os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
+
+from .settings import *  # noqa: E402,F403
+
+STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405
+WHITENOISE_USE_FINDERS = True
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# The suite runs a real daphne in a subprocess: it must see the test database, so SQLite's test
+# database is a file, and the subprocess is pointed at the test database by name.
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / ".test-db.sqlite3")}  # noqa: F405
+if os.environ.get("VOICEAGENT_DB_NAME"):
+    DATABASES["default"]["NAME"] = os.environ["VOICEAGENT_DB_NAME"]  # noqa: F405
+LOGGING["loggers"]["daphne.server"] = {"level": "INFO"}  # noqa: F405  (the suite waits for "Listening on")
