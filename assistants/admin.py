@@ -73,7 +73,8 @@ class AssistantAdmin(admin.ModelAdmin):
         return [
             inline
             for inline in super().get_inline_instances(request, obj)
-            if request.user.has_perm("assistants.view_phonenumber") or request.user.has_perm("assistants.change_phonenumber")
+            if request.user.has_perm("assistants.view_phonenumber")
+            or request.user.has_perm("assistants.change_phonenumber")
         ]
 
     @admin.display(description="numbers")

@@ -164,9 +164,7 @@ class Assistant(models.Model):
             models.CheckConstraint(
                 condition=models.Q(vad_threshold__gte=0) & models.Q(vad_threshold__lte=1), name="vad_threshold_0_1"
             ),
-            models.CheckConstraint(
-                condition=models.Q(speed__gte=0.25) & models.Q(speed__lte=1.5), name="speed_range"
-            ),
+            models.CheckConstraint(condition=models.Q(speed__gte=0.25) & models.Q(speed__lte=1.5), name="speed_range"),
         ]
 
     def __str__(self) -> str:

@@ -105,8 +105,7 @@ def greeting(cfg: AssistantConfig) -> dict[str, Any] | None:
         "type": "response.create",
         "response": {
             "instructions": (
-                "Greet the caller by saying exactly the following, word for word, and nothing else:\n"
-                f"{text}"
+                f"Greet the caller by saying exactly the following, word for word, and nothing else:\n{text}"
             )
         },
     }

@@ -97,7 +97,7 @@ class RealtimeClient:
             if body and status not in _STATUS_REASONS:
                 reason += f" {body}"
             raise RealtimeError(redact(reason, api_key), code=f"http_{status}", status=status) from None
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             raise RealtimeError(f"OpenAI did not answer within {timeout:g} s.", code="connect_timeout") from None
         except InvalidURI:
             raise RealtimeError(f"OPENAI_REALTIME_URL is not a WebSocket URL: {url!r}", code="bad_url") from None
@@ -136,14 +136,11 @@ class RealtimeClient:
             self._record_close()
 
     def _record_close(self) -> None:
-        rcvd = self._ws.close_rcvd
-        if rcvd is not None:
-            self.close_code, self.close_reason = rcvd.code, rcvd.reason
-        elif self.close_code is None:
-            self.close_code = 1006
+        self.close_code = self._ws.close_code or 1006
+        self.close_reason = self._ws.close_reason or ""
 
     async def close(self) -> None:
         try:
             await asyncio.wait_for(self._ws.close(), timeout=2)
-        except (TimeoutError, asyncio.TimeoutError, OSError, WebSocketException):
+        except (TimeoutError, OSError, WebSocketException):
             self._ws.transport.abort()

@@ -65,7 +65,12 @@ class _TranscriptWriter:
 
     def add(self, line: TranscriptLine) -> None:
         if line.position not in self.pending and len(self.pending) >= self.max_lines:
-            log.error("call %s: transcript buffer full (%d lines); line %d dropped", self.call_pk, self.max_lines, line.position)
+            log.error(
+                "call %s: transcript buffer full (%d lines); line %d dropped",
+                self.call_pk,
+                self.max_lines,
+                line.position,
+            )
             return
         self.pending[line.position] = line
         self.idle.clear()
@@ -83,7 +88,10 @@ class _TranscriptWriter:
                 except RETRYABLE as exc:
                     log.warning(
                         "call %s: transcript write failed (%s); %d lines kept, retrying in %.1fs",
-                        self.call_pk, type(exc).__name__, len(self.pending), delay,
+                        self.call_pk,
+                        type(exc).__name__,
+                        len(self.pending),
+                        delay,
                     )
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 5.0)
@@ -132,11 +140,13 @@ class DbCallStore:
             if writer is not None:
                 try:
                     await asyncio.wait_for(writer.idle.wait(), self.flush_timeout)
-                except (TimeoutError, asyncio.TimeoutError):
+                except TimeoutError:
                     lost = sorted(writer.pending.values(), key=lambda line: line.position)
                     log.error(
                         "call %s: database unavailable for %gs; transcript lines not written: %s",
-                        call_pk, self.flush_timeout, [(line.role, line.text) for line in lost],
+                        call_pk,
+                        self.flush_timeout,
+                        [(line.role, line.text) for line in lost],
                     )
             await _retry(
                 services.call_finish,

@@ -22,7 +22,9 @@ def _display_number(raw: str) -> str:
 
 
 @transaction.atomic
-def call_start(*, call_id: str, from_number: str, to_number: str, worker: str = "") -> tuple[int | None, AssistantConfig | None, str]:
+def call_start(
+    *, call_id: str, from_number: str, to_number: str, worker: str = ""
+) -> tuple[int | None, AssistantConfig | None, str]:
     """Record a new call from 46elks' hello and pick its assistant.
 
     Returns the call's pk, the assistant's settings (None when the call is refused) and, when

@@ -271,7 +271,7 @@ class CallSession:
         try:
             await asyncio.wait_for(asyncio.shield(waiter), timeout)
             return True
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             return False
 
     def _request_sync(self) -> None:
@@ -520,7 +520,7 @@ class CallSession:
             if self._bye_sent and not self._elks_bye.is_set():
                 try:
                     await asyncio.wait_for(self._elks_bye.wait(), self.settings.bye_timeout)
-                except (TimeoutError, asyncio.TimeoutError):
+                except TimeoutError:
                     log.warning("call %s: 46elks did not answer our bye within %gs", callid, self.settings.bye_timeout)
         finally:
             await self._finish_record()
@@ -554,7 +554,7 @@ class CallSession:
     async def _wait_elks_bye_then_close(self) -> None:
         try:
             await asyncio.wait_for(self._elks_bye.wait(), self.settings.bye_timeout)
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             pass
         await self.end(self.outcome, polite=False)
 

@@ -18,6 +18,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_API_KEY = "sk-test-key-0123456789"
+# Short timeouts keep the tests of the waiting paths quick.
+FAST_TIMEOUTS = {"CALL_HELLO_TIMEOUT": "1", "CALL_BYE_TIMEOUT": "2", "OPENAI_CONNECT_TIMEOUT": "3"}
 
 
 def free_port() -> int:
@@ -33,6 +35,22 @@ class Daphne:
     openai_port: int
     secret: str
     log: list[str]
+    changed: threading.Condition
+
+    def wait_log(self, text: str, timeout: float = 10.0, start: int = 0) -> str:
+        """Block until a log line containing `text` appears (from line `start`); returns it."""
+        with self.changed:
+            found = self.changed.wait_for(
+                lambda: next((line for line in self.log[start:] if text in line), None), timeout
+            )
+        if not found:
+            raise AssertionError(f"daphne never logged {text!r} within {timeout}s; log tail:\n" + self.logs()[-3000:])
+        return found
+
+    async def await_log(self, text: str, timeout: float = 10.0, start: int = 0) -> str:
+        import asyncio
+
+        return await asyncio.to_thread(self.wait_log, text, timeout, start)
 
     @property
     def http_url(self) -> str:
@@ -75,10 +93,13 @@ def start_daphne(db_name: str, *, extra_env: dict[str, str] | None = None, opena
     )
     log: list[str] = []
     ready = threading.Event()
+    changed = threading.Condition()
 
     def pump() -> None:
         for line in process.stdout:
-            log.append(line.rstrip())
+            with changed:
+                log.append(line.rstrip())
+                changed.notify_all()
             if "Listening on TCP address" in line:
                 ready.set()
         ready.set()
@@ -87,7 +108,7 @@ def start_daphne(db_name: str, *, extra_env: dict[str, str] | None = None, opena
     if not ready.wait(30) or process.poll() is not None:
         process.kill()
         raise RuntimeError("daphne did not start:\n" + "\n".join(log))
-    return Daphne(process, port, openai_port, settings.ELKS_WS_SECRET, log)
+    return Daphne(process, port, openai_port, settings.ELKS_WS_SECRET, log, changed)
 
 
 def stop_daphne(server: Daphne) -> None:
@@ -103,6 +124,37 @@ def daphne_server(django_db_setup, django_db_blocker):
     """One daphne for the session; tests start their fake OpenAI on `daphne_server.openai_port`."""
     from django.db import connection
 
-    server = start_daphne(connection.settings_dict["NAME"])
+    server = start_daphne(connection.settings_dict["NAME"], extra_env=FAST_TIMEOUTS)
     yield server
     stop_daphne(server)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The real Redis of REDIS_URL; tests that need one are skipped, saying why, without it."""
+    url = os.environ.get("REDIS_URL")
+    if not url:
+        pytest.skip("REDIS_URL is not set: no real Redis to test against (.ci/run sets it)")
+    return url
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
+
+
+@pytest.fixture(autouse=True)
+def _daphne_log_on_failure(request):
+    """When a test that used daphne fails, show what daphne logged during it."""
+    if "daphne_server" not in request.fixturenames:
+        yield
+        return
+    server = request.getfixturevalue("daphne_server")
+    start = len(server.log)
+    yield
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        print("---- daphne log during the test ----")
+        print("\n".join(server.log[start:]))

@@ -24,7 +24,15 @@ print(json.dumps({
 """
 
 
-OURS = ("DATABASE_URL", "REDIS_URL", "DEBUG", "SECRET_KEY", "ELKS_WS_SECRET", "SECURE_SSL_REDIRECT", "VOICEAGENT_DB_NAME")
+OURS = (
+    "DATABASE_URL",
+    "REDIS_URL",
+    "DEBUG",
+    "SECRET_KEY",
+    "ELKS_WS_SECRET",
+    "SECURE_SSL_REDIRECT",
+    "VOICEAGENT_DB_NAME",
+)
 
 
 def load(env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -91,6 +99,9 @@ def test_check_deploy_passes_with_the_documented_production_env():
     )
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=ROOT, env=env, capture_output=True, text=True,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -35,7 +35,9 @@ if not DEBUG:
                 f"(or set DEBUG=1 for local development)."
             )
     if len(ELKS_WS_SECRET) < 16:
-        raise ImproperlyConfigured("ELKS_WS_SECRET must be at least 16 characters: it is the only lock on the call socket.")
+        raise ImproperlyConfigured(
+            "ELKS_WS_SECRET must be at least 16 characters: it is the only lock on the call socket."
+        )
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])

@@ -6,7 +6,7 @@ os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production-01234567
 os.environ.setdefault("ELKS_WS_SECRET", "test-elks-secret-0123456789")
 os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
 
-from .settings import *  # noqa: E402,F403
+from .settings import *  # noqa: F403
 
 STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405
 WHITENOISE_USE_FINDERS = True
@@ -19,3 +19,4 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
 if os.environ.get("VOICEAGENT_DB_NAME"):
     DATABASES["default"]["NAME"] = os.environ["VOICEAGENT_DB_NAME"]  # noqa: F405
 LOGGING["loggers"]["daphne.server"] = {"level": "INFO"}  # noqa: F405  (the suite waits for "Listening on")
+WHITENOISE_AUTOREFRESH = True
