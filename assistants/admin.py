@@ -57,6 +57,24 @@ class AssistantAdmin(admin.ModelAdmin):
             },
         ),
         (
+            "Limits",
+            {"fields": ("max_call_minutes", "silence_timeout_seconds")},
+        ),
+        (
+            "Actions during and after the call",
+            {
+                "fields": (
+                    "end_call_enabled",
+                    "transfer_number",
+                    "datetime_tool_enabled",
+                    "time_zone",
+                    "post_call_webhook_url",
+                    "post_call_webhook_secret",
+                )
+            },
+        ),
+        ("Recordings", {"fields": ("record_calls", "recording_retention_days")}),
+        (
             "Advanced",
             {
                 "classes": ("collapse",),

@@ -152,6 +152,65 @@ class Assistant(models.Model):
         validators=[MinValueValidator(0.25), MaxValueValidator(1.5)],
         help_text="1.0 is normal; 0.8 is slower, 1.2 faster.",
     )
+    # Limits
+    max_call_minutes = models.PositiveIntegerField(
+        "longest call (minutes)",
+        default=30,
+        validators=[MinValueValidator(1), MaxValueValidator(240)],
+        help_text="When a call reaches this length the assistant says goodbye and hangs up.",
+    )
+    silence_timeout_seconds = models.PositiveIntegerField(
+        "silence before a reminder (seconds)",
+        default=20,
+        validators=[MinValueValidator(5), MaxValueValidator(600)],
+        help_text="If the caller says nothing for this long, the assistant checks they are still there; "
+        "after the same again in silence it says goodbye and hangs up.",
+    )
+    # Actions
+    end_call_enabled = models.BooleanField(
+        "may hang up",
+        default=True,
+        help_text="The assistant may end the call itself when the conversation is over (after saying goodbye).",
+    )
+    transfer_number = models.CharField(
+        "transfer to (number)",
+        max_length=20,
+        blank=True,
+        validators=[validate_e164],
+        help_text="A person's number the assistant may transfer callers to when they ask for a human. "
+        "Leave empty to never transfer. See the README for the 46elks setting this needs.",
+    )
+    time_zone = models.CharField(
+        max_length=50,
+        default="Europe/Stockholm",
+        help_text="Used when the assistant needs today's date or the time (e.g. for opening hours).",
+    )
+    datetime_tool_enabled = models.BooleanField(
+        "knows the date and time", default=True, help_text="The assistant can look up the current date and time."
+    )
+    post_call_webhook_url = models.URLField(
+        "after-call webhook URL",
+        blank=True,
+        help_text="After every call, the call, its transcript and usage are POSTed here as JSON.",
+    )
+    post_call_webhook_secret = models.CharField(
+        "after-call webhook secret",
+        max_length=200,
+        blank=True,
+        help_text="Used to sign each delivery (HMAC-SHA256), so your system can check it came from here.",
+    )
+    # Recordings
+    record_calls = models.BooleanField(
+        "record calls",
+        default=False,
+        help_text="Keep a recording of both sides of each call. Tell callers in the welcome message.",
+    )
+    recording_retention_days = models.PositiveIntegerField(
+        "keep recordings for (days)",
+        default=30,
+        validators=[MinValueValidator(1), MaxValueValidator(3650)],
+        help_text="Recordings older than this are deleted automatically.",
+    )
     is_active = models.BooleanField(
         "active", default=True, help_text="Inactive assistants answer no calls; their numbers are refused."
     )
@@ -205,3 +264,23 @@ class PhoneNumber(models.Model):
     def save(self, *args, **kwargs) -> None:
         self.number = normalize_e164(self.number)
         super().save(*args, **kwargs)
+
+
+class AssistantRevision(models.Model):
+    """A saved version of an assistant's settings: who changed what, when; calls point at theirs."""
+
+    assistant = models.ForeignKey(Assistant, on_delete=models.CASCADE, related_name="revisions")
+    number = models.PositiveIntegerField()
+    settings = models.JSONField(help_text="Every setting of the assistant as it was saved.")
+    changed_fields = models.JSONField(default=list, blank=True)
+    created_by = models.ForeignKey(
+        "auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="assistant_revisions"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["assistant", "-number"]
+        constraints = [models.UniqueConstraint(fields=["assistant", "number"], name="revision_number_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.assistant} v{self.number}"

@@ -33,6 +33,14 @@ class AssistantConfig:
     allow_interruptions: bool = True
     noise_reduction: str = "near_field"
     speed: float = 1.0
+    max_call_minutes: int = 30
+    silence_timeout_seconds: int = 20
+    end_call_enabled: bool = True
+    transfer_number: str = ""
+    time_zone: str = "Europe/Stockholm"
+    datetime_tool_enabled: bool = True
+    record_calls: bool = False
+    revision_id: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -42,8 +50,12 @@ class AssistantConfig:
     @classmethod
     def from_assistant(cls, assistant: Any) -> AssistantConfig:
         """Snapshot of a model instance (or anything with the same attributes)."""
-        names = [f for f in cls.__dataclass_fields__ if f not in ("id", "extra")]
-        return cls(id=assistant.pk, **{n: getattr(assistant, n) for n in names})
+        names = [f for f in cls.__dataclass_fields__ if f not in ("id", "extra", "revision_id")]
+        return cls(
+            id=assistant.pk,
+            revision_id=getattr(assistant, "current_revision_id", None),
+            **{n: getattr(assistant, n) for n in names},
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

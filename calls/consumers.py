@@ -15,8 +15,11 @@ import logging
 
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
 from django.conf import settings
+from django.utils.module_loading import import_string
 
+from .observers import CallObserver, observer_factories
 from .recorder import DbCallStore
 from .session import CallSession, Outcome, SessionSettings
 
@@ -44,15 +47,41 @@ def session_settings() -> SessionSettings:
     )
 
 
+def call_group(call_pk: int) -> str:
+    """The channel-layer group that reaches the process holding a call, whichever it is."""
+    return f"call.{call_pk}"
+
+
+STAFF_HANGUP = Outcome("completed", "staff_hangup", "Ended from the dashboard.")
+
+
+def tool_runner_factory():
+    path = getattr(settings, "CALL_TOOL_RUNNER", "")
+    return import_string(path) if path else None
+
+
+class _ControlObserver(CallObserver):
+    """Joins the call's control group once the call has a record, so staff can reach it."""
+
+    def __init__(self, consumer: ElksCallConsumer) -> None:
+        self.consumer = consumer
+
+    def started(self, session: CallSession) -> None:
+        self.consumer.join_call_group(session.call_pk)
+
+
 class ElksCallConsumer(AsyncWebsocketConsumer):
     """46elks' realtime-voice socket: one connection per phone call."""
 
     session: CallSession | None = None
+    is_test_call = False
+    _layer_task: asyncio.Task | None = None
+    _group: str | None = None
 
     async def __call__(self, scope, receive, send):
         self.scope = scope
         self.base_send = send
-        self.channel_layer = None  # live-call control is added through the session registry
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
         try:
             while True:
                 message = await receive()
@@ -74,6 +103,7 @@ class ElksCallConsumer(AsyncWebsocketConsumer):
             raise
         finally:
             await self._cleanup()
+            await self._leave_call_group()
 
     async def connect(self) -> None:
         """Called on the WebSocket handshake: refuse a wrong secret before accepting anything."""
@@ -83,10 +113,55 @@ class ElksCallConsumer(AsyncWebsocketConsumer):
             await self.close()
             return
         await self.accept()
+        self.start_session()
+
+    def start_session(self) -> None:
         self.session = CallSession(
-            send=self._send_text, close=self._close, store=call_store(), settings=session_settings()
+            send=self._send_text,
+            close=self._close,
+            store=call_store(),
+            settings=session_settings(),
+            observer_factories=[lambda session: _ControlObserver(self), *observer_factories()],
+            tool_runner_factory=tool_runner_factory(),
+            is_test=self.is_test_call,
         )
         self.session.start()
+
+    def join_call_group(self, call_pk: int | None) -> None:
+        if self.channel_layer is None or call_pk is None:
+            return
+        self._group = call_group(call_pk)
+        self._layer_task = asyncio.ensure_future(self._read_layer(self._group))
+
+    async def _read_layer(self, group: str) -> None:
+        """Control messages (not audio) from other processes, e.g. staff hanging up."""
+        try:
+            self.channel_name = await self.channel_layer.new_channel()
+            await self.channel_layer.group_add(group, self.channel_name)
+            while True:
+                message = await self.channel_layer.receive(self.channel_name)
+                await self.dispatch(message)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("call control channel failed; the call goes on without it")
+
+    async def _leave_call_group(self) -> None:
+        task, self._layer_task = self._layer_task, None
+        if task is None:
+            return
+        task.cancel()
+        try:
+            if self._group and getattr(self, "channel_name", None):
+                await asyncio.wait_for(self.channel_layer.group_discard(self._group, self.channel_name), 2)
+        except Exception as exc:
+            log.debug("leaving the call group failed: %s", exc)
+
+    async def call_hangup(self, message) -> None:
+        """Called (through the channel layer) when staff end the call from the dashboard."""
+        if self.session is not None:
+            detail = message.get("detail") or STAFF_HANGUP.detail
+            asyncio.ensure_future(self.session.hang_up(Outcome("completed", "staff_hangup", detail)))
 
     async def disconnect(self, code) -> None:
         """Called when the socket closes, however it closes."""

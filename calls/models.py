@@ -56,6 +56,24 @@ class Call(models.Model):
     worker = models.CharField(
         max_length=100, blank=True, help_text="The server process that handled the call (for operations)."
     )
+    last_seen_at = models.DateTimeField(
+        null=True, blank=True, help_text="Last sign of life from the process handling the call."
+    )
+    revision = models.ForeignKey(
+        "assistants.AssistantRevision",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="calls",
+        help_text="The assistant's settings as they were when the call was answered.",
+    )
+    usage = models.JSONField(default=dict, blank=True, help_text="Tokens and seconds OpenAI billed for the call.")
+    cost = models.DecimalField(max_digits=10, decimal_places=4, null=True, blank=True)
+    cost_currency = models.CharField(max_length=3, blank=True, default="USD")
+    latency_p50_ms = models.PositiveIntegerField("reply time p50 (ms)", null=True, blank=True)
+    latency_p95_ms = models.PositiveIntegerField("reply time p95 (ms)", null=True, blank=True)
+    recording = models.FileField(upload_to="recordings/%Y/%m/", blank=True)
+    transfer_to = models.CharField(max_length=20, blank=True, help_text="Where the caller was transferred.")
 
     class Meta:
         ordering = ["-started_at"]

@@ -15,9 +15,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from orjson import dumps as _orjson_dumps
+
 from assistants.realtime_config import AssistantConfig, echoed_formats_match, greeting, session_update
 
-from . import elks
+from . import elks, registry
+from .observers import CallObserver, safe
 from .playback import Playback
 from .realtime import RealtimeClient, RealtimeError, is_benign_error
 
@@ -76,6 +79,20 @@ class SessionSettings:
 
 Connect = Callable[..., Awaitable[RealtimeClient]]
 
+
+class ToolRunner(Protocol):
+    """Runs the functions an assistant may call; built per call once the assistant is known."""
+
+    def definitions(self) -> list[dict[str, Any]]:
+        """GA function tools for `session.update`."""
+
+    async def run(self, session: CallSession, name: str, arguments: str, call_id: str) -> str:
+        """The function's output for the model (a string, usually JSON). Errors are told to the model."""
+
+
+ToolRunnerFactory = Callable[["CallSession"], "ToolRunner | None"]
+ObserverFactories = list[Callable[["CallSession"], "CallObserver | None"]]
+
 # Outcomes that need no detail text.
 CALLER_HANGUP = Outcome("completed", "caller_hangup")
 
@@ -92,6 +109,9 @@ class CallSession:
         settings: SessionSettings,
         connect: Connect = RealtimeClient.connect,
         clock: Callable[[], float] = time.monotonic,
+        observer_factories: ObserverFactories = (),
+        tool_runner_factory: ToolRunnerFactory | None = None,
+        is_test: bool = False,
     ) -> None:
         self._send = send
         self._close_socket = close
@@ -100,6 +120,13 @@ class CallSession:
         self._connect = connect
         self._now = clock
 
+        self._observer_factories = list(observer_factories)
+        self._tool_runner_factory = tool_runner_factory
+        self.observers: list[CallObserver] = []
+        self._audio_observers: list[CallObserver] = []
+        self.tools: ToolRunner | None = None
+        self.tool_timeout = 10.0
+        self.is_test = is_test
         self.hello: elks.Hello | None = None
         self.call_pk: int | None = None
         self.config: AssistantConfig | None = None
@@ -131,6 +158,11 @@ class CallSession:
         self.finished = asyncio.Event()
         self.problems: collections.Counter[str] = collections.Counter()
         self.stats = {"audio_in": 0, "audio_out": 0, "interrupts": 0, "truncates": 0}
+        self._response_active = False
+        self._response_idle = asyncio.Event()
+        self._response_idle.set()
+        self._first_audio_sent: str | None = None  # response whose first audio went out
+        self._end_after_reply: Outcome | None = None
 
     # ------------------------------------------------------------------ entry points (consumer)
 
@@ -145,8 +177,11 @@ class CallSession:
             t = msg["t"]
             if t == "audio":
                 if self._rt_ready:
-                    await self._rt.append_audio(elks.audio_payload(msg, self._bytes_per_sample))
+                    data = elks.audio_payload(msg, self._bytes_per_sample)
+                    await self._rt.append_audio(data)
                     self.stats["audio_in"] += 1
+                    if self._audio_observers:
+                        self._notify_audio("caller_audio", data)
                 else:
                     self._buffer_audio(msg)
             elif t == "sync":
@@ -209,7 +244,36 @@ class CallSession:
         self.playback = Playback(fmt.bytes_per_ms)
         await self._send(elks.listening(fmt.name))
         await self._send(elks.sending(fmt.name))
+        registry.live.add(self)
+        self._setup_extensions()
         self._spawn(self._run_realtime(cfg))
+
+    def _setup_extensions(self) -> None:
+        if self._tool_runner_factory is not None:
+            try:
+                self.tools = self._tool_runner_factory(self)
+            except Exception:
+                log.exception("call %s: tools could not be set up; continuing without them", self.hello.callid)
+        for factory in self._observer_factories:
+            try:
+                observer = factory(self)
+            except Exception:
+                log.exception("call %s: observer %r could not be set up", self.hello.callid, factory)
+                continue
+            if observer is not None:
+                self.observers.append(observer)
+                if observer.wants_audio:
+                    self._audio_observers.append(observer)
+        self._notify("started")
+
+    def _notify(self, hook: str, *args: Any) -> None:
+        for observer in self.observers:
+            safe(observer, hook, self, *args)
+
+    def _notify_audio(self, hook: str, data: str) -> None:
+        now = self._now()
+        for observer in self._audio_observers:
+            safe(observer, hook, self, data, now)
 
     def _buffer_audio(self, msg: dict) -> None:
         if self.config is None:
@@ -231,8 +295,7 @@ class CallSession:
             return
         seq, waiter = self._syncs.popleft()
         if seq == self._audio_seq and self.playback is not None:
-            for item_id in self.playback.played_out(self._now()):
-                self._assistant_heard_fully(item_id)
+            self.playback.played_out(self._now())
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
@@ -300,7 +363,8 @@ class CallSession:
             return
         events = rt.events()
         try:
-            await rt.send(session_update(cfg))
+            tools = self.tools.definitions() if self.tools is not None else None
+            await rt.send(session_update(cfg, tools=tools))
             problem = await self._await_session_updated(cfg, events)
             if problem:
                 log.error("call %s: %s", hello.callid, problem)
@@ -366,10 +430,17 @@ class CallSession:
         if self._need_sending:
             self._need_sending = False
             await self._send(elks.sending(self.config.audio_format))
-        self.playback.add(event.get("item_id") or "", elks.base64_nbytes(delta), self._now())
+        now = self._now()
+        self.playback.add(event.get("item_id") or "", elks.base64_nbytes(delta), now)
         self._audio_seq += 1
         self.stats["audio_out"] += 1
         await self._send(elks.audio(delta))
+        response_id = event.get("response_id")
+        if response_id != self._first_audio_sent:
+            self._first_audio_sent = response_id
+            self._notify("first_audio", now, response_id)
+        if self._audio_observers:
+            self._notify_audio("assistant_audio", delta)
 
     async def _on_speech_started(self, event: dict) -> None:
         if not self.config.allow_interruptions:
@@ -382,6 +453,7 @@ class CallSession:
         self._need_sending = True
         self._muted_response = self._current_response
         self.stats["interrupts"] += 1
+        self._notify("interrupted", now)
         for cut in self.playback.cut(now):
             self._interrupted[cut.item_id] = (cut.heard_ms, cut.received_ms)
             await self._rt.send(
@@ -397,11 +469,16 @@ class CallSession:
 
     async def _on_response_created(self, event: dict) -> None:
         self._current_response = (event.get("response") or {}).get("id")
+        self._response_active = True
+        self._response_idle.clear()
 
     _current_response: str | None = None
 
     async def _on_response_done(self, event: dict) -> None:
         response = event.get("response") or {}
+        self._response_active = False
+        self._response_idle.set()
+        self._notify("response_done", response)
         status = response.get("status")
         if status == "failed":
             details = response.get("status_details") or {}
@@ -410,8 +487,49 @@ class CallSession:
         for item in response.get("output") or ():
             if isinstance(item, dict) and item.get("id") in self._assistant_text:
                 self._write_assistant(item["id"])
-        if self.playback is not None and self.playback.audible(self._now()):
+        if self._end_after_reply is not None and status != "cancelled" and not self._has_function_call(response):
+            outcome, self._end_after_reply = self._end_after_reply, None
+            self._spawn(self.hang_up(outcome))
+        elif self.playback is not None and self.playback.audible(self._now()):
             self._request_sync()
+
+    @staticmethod
+    def _has_function_call(response: dict) -> bool:
+        return any(isinstance(i, dict) and i.get("type") == "function_call" for i in response.get("output") or ())
+
+    def end_after_reply(self, outcome: Outcome) -> None:
+        """End the call once the assistant's next reply has been heard to the end (a goodbye)."""
+        self._end_after_reply = outcome
+
+    async def _on_function_call(self, event: dict) -> None:
+        self._spawn(
+            self._run_tool(
+                str(event.get("name") or ""), str(event.get("arguments") or "{}"), str(event.get("call_id") or "")
+            )
+        )
+
+    async def _run_tool(self, name: str, arguments: str, call_id: str) -> None:
+        """Run a function off the audio path; the model hears its result (or why it failed)."""
+        if self.tools is None:
+            output = '{"error": "no tools are available in this call"}'
+        else:
+            try:
+                output = await asyncio.wait_for(self.tools.run(self, name, arguments, call_id), self.tool_timeout)
+            except TimeoutError:
+                output = f'{{"error": "the {name} tool did not answer within {self.tool_timeout:g} s"}}'
+            except Exception as exc:
+                log.exception("call %s: tool %s failed", self.hello.callid, name)
+                output = orjson_dumps({"error": f"the {name} tool failed: {type(exc).__name__}"})
+        if self._rt is None or self._ending is not None:
+            return
+        await self._rt.send(
+            {
+                "type": "conversation.item.create",
+                "item": {"type": "function_call_output", "call_id": call_id, "output": output},
+            }
+        )
+        await self._response_idle.wait()
+        await self._rt.send({"type": "response.create"})
 
     async def _on_item_seen(self, event: dict) -> None:
         item = event.get("item") or {}
@@ -436,7 +554,11 @@ class CallSession:
             self._assistant_final[item_id] = str(event.get("transcript") or "")
             self._write_assistant(item_id)
 
+    async def _on_speech_stopped(self, event: dict) -> None:
+        self._notify("speech_stopped", self._now())
+
     async def _on_caller_transcript(self, event: dict) -> None:
+        self._notify("transcription_done", event)
         item_id = event.get("item_id") or ""
         text = str(event.get("transcript") or "").strip()
         self._write_line(item_id, "caller", text or "(nothing recognisable)")
@@ -456,6 +578,8 @@ class CallSession:
     _handlers: dict[str, Callable[[CallSession, dict], Awaitable[None]]] = {
         "input_audio_buffer.speech_started": _on_speech_started,
         "input_audio_buffer.committed": _on_committed,
+        "input_audio_buffer.speech_stopped": _on_speech_stopped,
+        "response.function_call_arguments.done": _on_function_call,
         "conversation.item.added": _on_item_seen,
         "conversation.item.created": _on_item_seen,
         "response.output_item.added": _on_item_seen,
@@ -480,10 +604,15 @@ class CallSession:
         if position is None:
             position = self._positions[item_id or f"_{self._next_position}"] = self._next_position
             self._next_position += 1
-        self.store.transcript(
-            self.call_pk,
-            TranscriptLine(position, role, text, item_id=item_id, interrupted=interrupted, offset_ms=self._offset_ms()),
+        line = TranscriptLine(
+            position, role, text, item_id=item_id, interrupted=interrupted, offset_ms=self._offset_ms()
         )
+        self.store.transcript(self.call_pk, line)
+        self._notify("transcript", line)
+
+    def add_transcript(self, role: str, text: str) -> None:
+        """A line that is not an OpenAI item (a tool call, a note), placed at this point of the call."""
+        self._write_line("", role, text)
 
     def _write_assistant(self, item_id: str) -> None:
         """(Re)write an assistant line: the whole text, or the part the caller heard if cut off."""
@@ -495,9 +624,6 @@ class CallSession:
             text = heard_part(text, *cut)
         if text or cut is not None:
             self._write_line(item_id, "assistant", text, interrupted=cut is not None)
-
-    def _assistant_heard_fully(self, item_id: str) -> None:
-        """Nothing to do: a fully heard line was written when its transcript completed."""
 
     # ------------------------------------------------------------------ ending
 
@@ -524,6 +650,12 @@ class CallSession:
                     log.warning("call %s: 46elks did not answer our bye within %gs", callid, self.settings.bye_timeout)
         finally:
             await self._finish_record()
+            registry.live.discard(self)
+            for observer in self.observers:
+                try:
+                    await observer.ended(self, self.outcome)
+                except Exception:
+                    log.exception("call observer %s.ended failed", type(observer).__name__)
             for task in list(self._tasks):
                 if task is not asyncio.current_task():
                     task.cancel()
@@ -595,6 +727,10 @@ class CallSession:
             self.stats["interrupts"],
             extra,
         )
+
+
+def orjson_dumps(obj: Any) -> str:
+    return _orjson_dumps(obj).decode()
 
 
 def heard_part(text: str, heard_ms: float, received_ms: float) -> str:

@@ -175,6 +175,10 @@ LOGGING = {
     },
 }
 
+# Extensions of a call: observers told about its events, and the runner of the assistant's tools.
+CALL_OBSERVERS: list[str] = []
+CALL_TOOL_RUNNER = ""
+
 # Call limits (safe defaults; see the README).
 CALL_HELLO_TIMEOUT = env.float("CALL_HELLO_TIMEOUT", default=5.0)
 CALL_BYE_TIMEOUT = env.float("CALL_BYE_TIMEOUT", default=5.0)

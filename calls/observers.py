@@ -1,0 +1,72 @@
+"""What else happens around a call (metrics, live dashboard, recordings, costs) hooks in here.
+
+An observer is told about a call's events on the event loop. It must return quickly and never
+touch the database inline: queue work instead. Only observers with `wants_audio` are told about
+audio, and then per frame, so they must be cheap (append to a buffer).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+if TYPE_CHECKING:
+    from .session import CallSession, Outcome, TranscriptLine
+
+log = logging.getLogger(__name__)
+
+
+class CallObserver:
+    """Base class: every hook is optional."""
+
+    wants_audio = False
+
+    def started(self, session: CallSession) -> None:
+        """The call has a record and an assistant, and OpenAI is being connected."""
+
+    def transcript(self, session: CallSession, line: TranscriptLine) -> None:
+        """A transcript line was queued for writing (also when it is rewritten after a cut)."""
+
+    def speech_stopped(self, session: CallSession, at: float) -> None:
+        """OpenAI's VAD says the caller stopped speaking (start of a turn's latency)."""
+
+    def first_audio(self, session: CallSession, at: float, response_id: str | None) -> None:
+        """The first audio of a response was handed to 46elks."""
+
+    def response_done(self, session: CallSession, response: dict[str, Any]) -> None:
+        """A `response.done` arrived (its `usage` is what OpenAI bills)."""
+
+    def transcription_done(self, session: CallSession, event: dict[str, Any]) -> None:
+        """A caller transcription completed (its `usage` is billed separately)."""
+
+    def interrupted(self, session: CallSession, at: float) -> None:
+        """The caller cut the assistant off; playback was cleared at `at`."""
+
+    def caller_audio(self, session: CallSession, b64: str, at: float) -> None:
+        """Caller audio forwarded to OpenAI (only if `wants_audio`)."""
+
+    def assistant_audio(self, session: CallSession, b64: str, at: float) -> None:
+        """Assistant audio handed to 46elks (only if `wants_audio`)."""
+
+    async def ended(self, session: CallSession, outcome: Outcome) -> None:
+        """The call is over and its record is finished."""
+
+
+ObserverFactory = Callable[["CallSession"], "CallObserver | None"]
+
+
+def observer_factories() -> list[ObserverFactory]:
+    """The factories named in settings.CALL_OBSERVERS (dotted paths)."""
+    return [import_string(path) for path in getattr(settings, "CALL_OBSERVERS", [])]
+
+
+def safe(observer: CallObserver, hook: str, *args: Any) -> None:
+    """Call a hook; an observer's bug is logged and never reaches the call."""
+    try:
+        getattr(observer, hook)(*args)
+    except Exception:
+        log.exception("call observer %s.%s failed", type(observer).__name__, hook)

@@ -1,0 +1,18 @@
+"""The calls this process is handling right now (for limits, shutdown and staff control)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .session import CallSession
+
+live: set[CallSession] = set()
+
+
+def count_for_number(number: str) -> int:
+    return sum(1 for s in live if s.hello is not None and s.hello.to_number == number)
+
+
+def by_call_pk(call_pk: int) -> CallSession | None:
+    return next((s for s in live if s.call_pk == call_pk), None)
