@@ -161,7 +161,7 @@ class ElksCallConsumer(AsyncWebsocketConsumer):
         """Called (through the channel layer) when staff end the call from the dashboard."""
         if self.session is not None:
             detail = message.get("detail") or STAFF_HANGUP.detail
-            asyncio.ensure_future(self.session.hang_up(Outcome("completed", "staff_hangup", detail)))
+            self.session.request_hang_up(Outcome("completed", "staff_hangup", detail))
 
     async def disconnect(self, code) -> None:
         """Called when the socket closes, however it closes."""

@@ -216,6 +216,10 @@ class CallSession:
         """End the call from our side: let queued speech finish, then bye."""
         await self.end(outcome, polite=True)
 
+    def request_hang_up(self, outcome: Outcome) -> None:
+        """Schedule `hang_up` from code that must not wait for the call to end."""
+        self._spawn(self.hang_up(outcome))
+
     async def abort(self, outcome: Outcome) -> None:
         """The process is stopping or the consumer was cancelled: record the call, fast."""
         await self.end(outcome, polite=False)
