@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
-from django.db import transaction
+from django.db import models, transaction
 from django.db.models import Count
 from django.utils.html import format_html_join
 
@@ -38,6 +38,7 @@ class AssistantAdmin(admin.ModelAdmin):
     readonly_fields = ("created_at", "updated_at")
     actions = ["duplicate"]
     save_on_top = True
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     fieldsets = (
         ("Persona", {"fields": ("name", "is_active", "welcome_message", "instructions")}),
         ("Voice", {"fields": ("voice", "speed", "language")}),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import ipaddress
 import logging
 
 from channels.exceptions import StopConsumer
@@ -44,6 +45,10 @@ def session_settings() -> SessionSettings:
         hello_timeout=settings.CALL_HELLO_TIMEOUT,
         setup_timeout=settings.OPENAI_CONNECT_TIMEOUT,
         bye_timeout=settings.CALL_BYE_TIMEOUT,
+        max_message_bytes=settings.ELKS_MAX_MESSAGE_BYTES,
+        max_messages_per_second=settings.CALLER_MAX_MESSAGES_PER_SECOND,
+        max_calls_per_process=settings.MAX_CALLS_PER_PROCESS,
+        max_calls_per_number=settings.MAX_CALLS_PER_NUMBER,
     )
 
 
@@ -108,8 +113,13 @@ class ElksCallConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         """Called on the WebSocket handshake: refuse a wrong secret before accepting anything."""
         secret = self.scope["url_route"]["kwargs"].get("secret", "")
+        client = client_ip(self.scope)
         if not hmac.compare_digest(secret.encode(), settings.ELKS_WS_SECRET.encode()):
-            log.warning("refused a call socket with a wrong secret from %s", _client(self.scope))
+            log.warning("refused a call socket with a wrong secret from %s", client)
+            await self.close()
+            return
+        if not ip_allowed(client, settings.ELKS_ALLOWED_IPS):
+            log.warning("refused a call socket from %s: not in ELKS_ALLOWED_IPS", client)
             await self.close()
             return
         await self.accept()
@@ -181,6 +191,31 @@ class ElksCallConsumer(AsyncWebsocketConsumer):
             await session.on_disconnect()
 
 
-def _client(scope) -> str:
-    client = scope.get("client")
-    return f"{client[0]}" if client else "unknown"
+def client_ip(scope) -> str:
+    """The caller's real address: the TCP peer, or what the trusted proxies in front of us saw.
+
+    X-Forwarded-For is written by whoever sends the request, so only the entries appended by
+    our own proxies (the last TRUSTED_PROXY_COUNT) can be believed.
+    """
+    peer = (scope.get("client") or ("unknown",))[0]
+    count = settings.TRUSTED_PROXY_COUNT
+    if count <= 0:
+        return peer
+    forwarded = [
+        part.strip()
+        for name, value in scope.get("headers") or ()
+        if name.lower() == b"x-forwarded-for"
+        for part in value.decode("latin-1").split(",")
+        if part.strip()
+    ]
+    return forwarded[-count] if len(forwarded) >= count else peer
+
+
+def ip_allowed(ip: str, allowed: list[str]) -> bool:
+    if not allowed:
+        return True
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    return any(address in ipaddress.ip_network(net, strict=False) for net in allowed)

@@ -111,8 +111,13 @@ class DbCallStore:
         self.max_transcript_lines = max_transcript_lines
         self.flush_timeout = flush_timeout
         self._writers: dict[int, _TranscriptWriter] = {}
+        self._heartbeat: asyncio.Task | None = None
 
-    async def open(self, hello: Hello) -> Opened:
+    async def open(
+        self, hello: Hello, *, refuse: Outcome | None = None, assistant_id: int | None = None, is_test: bool = False
+    ) -> Opened:
+        """Record the call; a browser test call passes its assistant and `is_test` (see services.call_start)."""
+        self._ensure_heartbeat()
         try:
             pk, config, refusal = await _retry(
                 services.call_start,
@@ -122,11 +127,35 @@ class DbCallStore:
                 from_number=hello.from_number,
                 to_number=hello.to_number,
                 worker=self.worker,
+                refuse_reason=refuse.end_reason if refuse else "",
+                refuse_detail=refuse.detail if refuse else "",
+                assistant_id=assistant_id,
+                is_test=is_test,
             )
         except RETRYABLE as exc:
             log.error("call %s: database unavailable at call start: %s", hello.callid, exc)
             return Opened(None, None, "The database is unavailable, so the assistant could not be looked up.")
         return Opened(pk, config, refusal)
+
+    def _ensure_heartbeat(self) -> None:
+        if self._heartbeat is None or self._heartbeat.done():
+            self._heartbeat = asyncio.ensure_future(self._beat())
+
+    async def _beat(self) -> None:
+        """Tell the database every so often that this process's calls are alive (one query for all)."""
+        from django.conf import settings
+
+        from . import registry
+
+        while True:
+            await asyncio.sleep(settings.CALL_HEARTBEAT_SECONDS)
+            pks = [s.call_pk for s in registry.live if s.call_pk is not None]
+            if not pks:
+                continue
+            try:
+                await run_db(services.calls_heartbeat)(call_pks=pks)
+            except RETRYABLE as exc:
+                log.warning("call heartbeat failed: %s", exc)
 
     def transcript(self, call_pk: int, line: TranscriptLine) -> None:
         writer = self._writers.get(call_pk)

@@ -8,6 +8,8 @@ if TYPE_CHECKING:
     from .session import CallSession
 
 live: set[CallSession] = set()
+# False once the process is shutting down: new calls are refused politely.
+accepting = True
 
 
 def count_for_number(number: str) -> int:

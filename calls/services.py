@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import timedelta
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
+from assistants.models import Assistant
 from assistants.phone import normalize_e164
 from assistants.realtime_config import AssistantConfig
 from assistants.selectors import assistant_for_number
@@ -21,19 +24,39 @@ def _display_number(raw: str) -> str:
         return (raw or "")[:32]
 
 
+def _assistant(pk: int) -> Assistant | None:
+    return Assistant.objects.filter(pk=pk).first()
+
+
 @transaction.atomic
 def call_start(
-    *, call_id: str, from_number: str, to_number: str, worker: str = ""
+    *,
+    call_id: str,
+    from_number: str,
+    to_number: str,
+    worker: str = "",
+    refuse_reason: str = "",
+    refuse_detail: str = "",
+    assistant_id: int | None = None,
+    is_test: bool = False,
 ) -> tuple[int | None, AssistantConfig | None, str]:
     """Record a new call from 46elks' hello and pick its assistant.
 
     Returns the call's pk, the assistant's settings (None when the call is refused) and, when
-    refused, a sentence saying why and what to do about it.
+    refused, a sentence saying why and what to do about it. A browser test call (`is_test`) names
+    its assistant by `assistant_id` instead of a dialled number, active or not: people try an
+    assistant before they put it live.
     """
-    assistant = assistant_for_number(to_number)
+    assistant = assistant_for_number(to_number) if assistant_id is None else _assistant(assistant_id)
     to_display = _display_number(to_number)
     now = timezone.now()
-    if assistant is None:
+    if refuse_reason:
+        reason = refuse_detail
+        fields = dict(
+            status=CallStatus.REJECTED, end_reason=refuse_reason, end_detail=reason, ended_at=now, assistant=assistant
+        )
+        assistant = None
+    elif assistant is None:
         reason = (
             f"No active assistant answers {to_display}. Add this number under Phone numbers "
             f"(or activate it and its assistant) to take these calls."
@@ -41,7 +64,7 @@ def call_start(
         fields = dict(status=CallStatus.REJECTED, end_reason=EndReason.UNKNOWN_NUMBER, end_detail=reason, ended_at=now)
     else:
         reason = ""
-        fields = dict(status=CallStatus.ACTIVE, assistant=assistant)
+        fields = dict(status=CallStatus.ACTIVE, assistant=assistant, last_seen_at=now)
     try:
         with transaction.atomic():
             call = Call.objects.create(
@@ -50,6 +73,7 @@ def call_start(
                 to_number=to_display,
                 started_at=now,
                 worker=worker,
+                is_test=is_test,
                 **fields,
             )
     except IntegrityError:
@@ -89,12 +113,32 @@ def transcript_write(*, call_pk: int, lines: Iterable) -> None:
         )
 
 
+def calls_heartbeat(*, call_pks: list[int]) -> None:
+    """The process handling these calls is alive; stale calls are those whose process is not."""
+    Call.objects.filter(pk__in=call_pks, status=CallStatus.ACTIVE).update(last_seen_at=timezone.now())
+
+
+def calls_close_stale(*, stale_after_s: float | None = None) -> int:
+    """Close calls whose process stopped sending heartbeats (it died); returns how many.
+
+    Safe during a rolling deploy: calls on processes that still run keep their heartbeat fresh.
+    """
+    from django.conf import settings
+
+    stale_after_s = stale_after_s if stale_after_s is not None else 3 * settings.CALL_HEARTBEAT_SECONDS
+    cutoff = timezone.now() - timedelta(seconds=stale_after_s)
+    stale = Call.objects.filter(status=CallStatus.ACTIVE).filter(
+        Q(last_seen_at__lt=cutoff) | Q(last_seen_at__isnull=True, started_at__lt=cutoff)
+    )
+    return calls_close_orphans(pks=list(stale.values_list("pk", flat=True)))
+
+
 @transaction.atomic
-def calls_close_orphans(*, worker: str | None = None) -> int:
-    """Close calls left `active` by a process that died; returns how many."""
+def calls_close_orphans(*, pks: list[int] | None = None) -> int:
+    """Close calls left `active` by a process that died (all, or these); returns how many."""
     qs = Call.objects.select_for_update().filter(status=CallStatus.ACTIVE)
-    if worker is not None:
-        qs = qs.filter(worker=worker)
+    if pks is not None:
+        qs = qs.filter(pk__in=pks)
     now = timezone.now()
     count = 0
     for call in qs:

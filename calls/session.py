@@ -58,7 +58,8 @@ class TranscriptLine:
 class CallStore(Protocol):
     """Where a call's records go; the session calls it, never the ORM."""
 
-    async def open(self, hello: elks.Hello) -> Opened: ...
+    async def open(self, hello: elks.Hello, *, refuse: Outcome | None = None) -> Opened:
+        """Record the call and pick its assistant; with `refuse`, record it as refused for that reason."""
 
     def transcript(self, call_pk: int, line: TranscriptLine) -> None:
         """Queue a transcript line (insert or replace by position); must not block."""
@@ -75,6 +76,10 @@ class SessionSettings:
     bye_timeout: float = 5.0
     # Caller audio kept while OpenAI is connecting: beyond it the oldest is dropped.
     max_buffered_audio_s: float = 10.0
+    max_message_bytes: int = 256 * 1024
+    max_messages_per_second: int = 200
+    max_calls_per_process: int = 100
+    max_calls_per_number: int = 50
 
 
 Connect = Callable[..., Awaitable[RealtimeClient]]
@@ -95,6 +100,19 @@ ObserverFactories = list[Callable[["CallSession"], "CallObserver | None"]]
 
 # Outcomes that need no detail text.
 CALLER_HANGUP = Outcome("completed", "caller_hangup")
+GOODBYE = "Say a short, friendly goodbye to the caller now, in the language of the conversation."
+SILENCE_REPROMPT = (
+    "The caller has been silent for a while. Briefly and kindly check whether they are still there, "
+    "in the language of the conversation."
+)
+MAX_DURATION_GOODBYE = (
+    "The call has reached its maximum length. Politely tell the caller that you have to end the call now "
+    "and say goodbye, in one or two short sentences, in the language of the conversation."
+)
+SHUTDOWN_GOODBYE = (
+    "The line has to close now for maintenance. Apologise briefly, ask the caller to call back in a minute, "
+    "and say goodbye, in the language of the conversation."
+)
 
 
 class CallSession:
@@ -163,6 +181,14 @@ class CallSession:
         self._response_idle.set()
         self._first_audio_sent: str | None = None  # response whose first audio went out
         self._end_after_reply: Outcome | None = None
+        self._window_start = 0.0
+        self._window_count = 0
+        self._flood_seconds = 0
+        self._max_rate = settings.max_messages_per_second
+        self._max_message = settings.max_message_bytes
+        self._timers: list[asyncio.TimerHandle] = []
+        self._silence_timer: asyncio.TimerHandle | None = None
+        self._silence_stage = 0
 
     # ------------------------------------------------------------------ entry points (consumer)
 
@@ -172,6 +198,16 @@ class CallSession:
 
     async def on_text(self, text: str) -> None:
         """Called for every text frame from 46elks."""
+        now = self._now()
+        if now - self._window_start >= 1.0:
+            self._close_rate_window(now)
+        self._window_count += 1
+        if self._window_count > self._max_rate:
+            self.problems["messages over the rate limit (dropped)"] += 1
+            return
+        if len(text) > self._max_message:
+            self._problem("oversized message", f"{len(text)} bytes (limit {self._max_message})")
+            return
         try:
             msg = elks.parse(text)
             t = msg["t"]
@@ -194,6 +230,18 @@ class CallSession:
                 self._problem("unknown message type", repr(t)[:40])
         except elks.ProtocolError as exc:
             self._problem("bad message", str(exc))
+
+    def _close_rate_window(self, now: float) -> None:
+        """Once a second: a caller over the message rate for 5 seconds running is ended politely."""
+        if self._window_count > self._max_rate:
+            self._flood_seconds += 1
+            self._problem("message flood", f"{self._window_count} messages in one second (limit {self._max_rate})")
+            if self._flood_seconds >= 5 and self._ending is None and self.hello is not None:
+                self.request_hang_up(Outcome("failed", "protocol_error", "46elks sent messages far too fast."))
+        else:
+            self._flood_seconds = 0
+        self._window_start = now
+        self._window_count = 0
 
     def on_binary(self, data: bytes | None) -> None:
         """46elks speaks JSON text only; binary frames are ignored."""
@@ -234,11 +282,11 @@ class CallSession:
         self.hello = hello
         self._cancel_hello_timer()
         log.info("call %s: hello from %s to %s", hello.callid, hello.from_number, hello.to_number)
-        opened = await self.store.open(hello)
+        opened = await self.store.open(hello, refuse=self._over_limit(hello))
         self.call_pk = opened.call_pk
         if opened.assistant is None:
             log.warning("call %s refused: %s", hello.callid, opened.refusal)
-            self.outcome = Outcome("rejected", "unknown_number", opened.refusal)
+            self.outcome = Outcome("rejected", "refused", opened.refusal)
             await self._send_bye()
             self._spawn(self._wait_elks_bye_then_close())
             return
@@ -278,6 +326,18 @@ class CallSession:
         now = self._now()
         for observer in self._audio_observers:
             safe(observer, hook, self, data, now)
+
+    def _over_limit(self, hello: elks.Hello) -> Outcome | None:
+        """Why this call must be refused before it costs anything, if it must."""
+        if not registry.accepting:
+            return Outcome("rejected", "server_shutdown", "The server was restarting; the call was refused.")
+        if len(registry.live) >= self.settings.max_calls_per_process:
+            detail = f"This server process already handles {len(registry.live)} calls (MAX_CALLS_PER_PROCESS)."
+            return Outcome("rejected", "limit", detail)
+        if registry.count_for_number(hello.to_number) >= self.settings.max_calls_per_number:
+            detail = f"{hello.to_number} already has {self.settings.max_calls_per_number} calls (MAX_CALLS_PER_NUMBER)."
+            return Outcome("rejected", "limit", detail)
+        return None
 
     def _buffer_audio(self, msg: dict) -> None:
         if self.config is None:
@@ -381,6 +441,7 @@ class CallSession:
             first = greeting(cfg)
             if first is not None:
                 await rt.send(first)
+            self._start_timers(cfg)
             await self._read_events(events)
         except Exception as exc:
             if isinstance(exc, asyncio.CancelledError):
@@ -447,6 +508,10 @@ class CallSession:
             self._notify_audio("assistant_audio", delta)
 
     async def _on_speech_started(self, event: dict) -> None:
+        self._silence_stage = 0
+        if self._silence_timer is not None:
+            self._silence_timer.cancel()
+            self._silence_timer = None
         if not self.config.allow_interruptions:
             return
         now = self._now()
@@ -483,6 +548,7 @@ class CallSession:
         self._response_active = False
         self._response_idle.set()
         self._notify("response_done", response)
+        self._arm_silence()
         status = response.get("status")
         if status == "failed":
             details = response.get("status_details") or {}
@@ -500,6 +566,71 @@ class CallSession:
     @staticmethod
     def _has_function_call(response: dict) -> bool:
         return any(isinstance(i, dict) and i.get("type") == "function_call" for i in response.get("output") or ())
+
+    # ------------------------------------------------------------------ limits in time
+
+    def _start_timers(self, cfg: AssistantConfig) -> None:
+        loop = asyncio.get_running_loop()
+        limit_s = cfg.max_call_minutes * 60 - (self._now() - self.started_at)
+        outcome = Outcome("completed", "max_duration", f"The call reached its limit of {cfg.max_call_minutes} minutes.")
+        self._timers.append(
+            loop.call_later(
+                max(limit_s, 0), lambda: self._spawn(self.say_goodbye_and_end(outcome, MAX_DURATION_GOODBYE))
+            )
+        )
+        self._arm_silence()
+
+    def _arm_silence(self) -> None:
+        """(Re)start the silence clock: it runs from when the assistant stops being heard."""
+        if self.config is None or self._ending is not None:
+            return
+        if self._silence_timer is not None:
+            self._silence_timer.cancel()
+        now = self._now()
+        delay = self.playback.remaining_s(now) + self.config.silence_timeout_seconds
+        self._silence_timer = asyncio.get_running_loop().call_later(delay, self._on_silence)
+
+    def _on_silence(self) -> None:
+        self._silence_timer = None
+        if self._ending is not None or not self._rt_ready:
+            return
+        if self._response_active or self.playback.audible(self._now()):
+            self._arm_silence()
+            return
+        if self._silence_stage == 0:
+            self._silence_stage = 1
+            log.info(
+                "call %s: caller silent for %ss; checking they are there",
+                self.hello.callid,
+                self.config.silence_timeout_seconds,
+            )
+            self._spawn(self._rt.send({"type": "response.create", "response": {"instructions": SILENCE_REPROMPT}}))
+        else:
+            outcome = Outcome("completed", "silence", "The caller stayed silent after a reminder.")
+            self._spawn(self.say_goodbye_and_end(outcome))
+
+    async def say_goodbye_and_end(self, outcome: Outcome, instructions: str = GOODBYE, deadline: float = 12.0) -> None:
+        """Have the assistant say goodbye, let it be heard, then hang up; hang up anyway after `deadline`."""
+        if self._ending is not None or not self._rt_ready:
+            await self.end(outcome, polite=True)
+            return
+        log.info("call %s: ending (%s)", self.hello.callid, outcome.end_reason)
+        try:
+            await asyncio.wait_for(self._say_goodbye(outcome, instructions), deadline)
+        except TimeoutError:
+            log.warning("call %s: goodbye did not finish within %gs; hanging up", self.hello.callid, deadline)
+        except Exception as exc:
+            log.warning("call %s: could not say goodbye (%s); hanging up", self.hello.callid, exc)
+        await self.end(outcome, polite=True)
+
+    async def _say_goodbye(self, outcome: Outcome, instructions: str) -> None:
+        try:
+            await asyncio.wait_for(self._response_idle.wait(), 5)
+        except TimeoutError:
+            await self._rt.send({"type": "response.cancel"})
+        self._end_after_reply = outcome
+        await self._rt.send({"type": "response.create", "response": {"instructions": instructions}})
+        await self.finished.wait()
 
     def end_after_reply(self, outcome: Outcome) -> None:
         """End the call once the assistant's next reply has been heard to the end (a goodbye)."""
@@ -560,6 +691,7 @@ class CallSession:
 
     async def _on_speech_stopped(self, event: dict) -> None:
         self._notify("speech_stopped", self._now())
+        self._arm_silence()
 
     async def _on_caller_transcript(self, event: dict) -> None:
         self._notify("transcription_done", event)
@@ -576,7 +708,10 @@ class CallSession:
         if is_benign_error(error):
             log.debug("call %s: benign openai error: %s", self.hello.callid, error.get("message"))
             return
-        self._last_error = f"OpenAI error {error.get('code') or error.get('type')}: {error.get('message')}"
+        if error.get("code") == "session_expired":
+            self._last_error = "OpenAI ended the session at its 60-minute limit"
+        else:
+            self._last_error = f"OpenAI error {error.get('code') or error.get('type')}: {error.get('message')}"
         self._problem("openai error", self._last_error[:300])
 
     _handlers: dict[str, Callable[[CallSession, dict], Awaitable[None]]] = {
@@ -639,7 +774,7 @@ class CallSession:
 
     async def _end(self, outcome: Outcome, *, polite: bool) -> None:
         self.outcome = self.outcome or outcome
-        self._cancel_hello_timer()
+        self._cancel_timers()
         callid = self.hello.callid if self.hello else "-"
         try:
             if polite and not self._elks_bye.is_set():
@@ -702,6 +837,14 @@ class CallSession:
         if self._hello_timer is not None:
             self._hello_timer.cancel()
             self._hello_timer = None
+
+    def _cancel_timers(self) -> None:
+        self._cancel_hello_timer()
+        for timer in self._timers:
+            timer.cancel()
+        if self._silence_timer is not None:
+            self._silence_timer.cancel()
+            self._silence_timer = None
 
     # ------------------------------------------------------------------ bookkeeping
 

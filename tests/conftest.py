@@ -84,7 +84,7 @@ def start_daphne(db_name: str, *, extra_env: dict[str, str] | None = None, opena
         **(extra_env or {}),
     )
     process = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "voiceagent.asgi:application"],
+        [sys.executable, "-m", "voiceagent.server", "--host", "127.0.0.1", "--port", str(port)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

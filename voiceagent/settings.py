@@ -183,3 +183,13 @@ CALL_TOOL_RUNNER = ""
 CALL_HELLO_TIMEOUT = env.float("CALL_HELLO_TIMEOUT", default=5.0)
 CALL_BYE_TIMEOUT = env.float("CALL_BYE_TIMEOUT", default=5.0)
 OPENAI_CONNECT_TIMEOUT = env.float("OPENAI_CONNECT_TIMEOUT", default=10.0)
+MAX_CALLS_PER_PROCESS = env.int("MAX_CALLS_PER_PROCESS", default=100)
+MAX_CALLS_PER_NUMBER = env.int("MAX_CALLS_PER_NUMBER", default=50)
+ELKS_MAX_MESSAGE_BYTES = env.int("ELKS_MAX_MESSAGE_BYTES", default=256 * 1024)
+CALLER_MAX_MESSAGES_PER_SECOND = env.int("CALLER_MAX_MESSAGES_PER_SECOND", default=200)
+# Source networks 46elks connects from (empty: anyone with the secret URL). See the README.
+ELKS_ALLOWED_IPS = env.list("ELKS_ALLOWED_IPS", default=[])
+# How many proxies in front of the app append to X-Forwarded-For (Heroku's router: 1). 0: trust none.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+SHUTDOWN_GRACE_SECONDS = env.float("SHUTDOWN_GRACE_SECONDS", default=20.0)
+CALL_HEARTBEAT_SECONDS = env.float("CALL_HEARTBEAT_SECONDS", default=60.0)

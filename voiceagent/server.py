@@ -1,0 +1,119 @@
+"""Run the product: daphne, plus what a phone product needs that daphne's command line does not do.
+
+- SIGTERM (a deploy, a dyno restart) ends live calls politely and records them before the
+  process exits, within SHUTDOWN_GRACE_SECONDS; daphne alone may cancel nothing.
+- The access log hides the 46elks secret, which is part of the call socket's path.
+- Calls a dead process left `active` are closed at start.
+
+Usage: python -m voiceagent.server [--host 0.0.0.0] [--port $PORT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+
+log = logging.getLogger("voiceagent.server")
+
+
+def _redacting_access_log(stream, secret: str):
+    from daphne.access import AccessLogGenerator
+
+    class RedactingAccessLog(AccessLogGenerator):
+        def write_entry(self, host, date, request, status=None, length=None, ident=None, user=None):
+            if secret:
+                request = request.replace(secret, "***")
+            super().write_entry(host, date, request, status, length, ident, user)
+
+    return RedactingAccessLog(stream)
+
+
+async def shutdown_calls(grace: float) -> int:
+    """End every live call of this process politely, within `grace` seconds; returns how many."""
+    from calls import registry
+    from calls.session import Outcome
+
+    registry.accepting = False
+    sessions = list(registry.live)
+    if not sessions:
+        return 0
+    log.warning("shutting down: ending %d live call(s)", len(sessions))
+    outcome = Outcome("failed", "server_shutdown", "The server restarted during the call; the caller was told goodbye.")
+    tasks = [asyncio.ensure_future(s.say_goodbye_and_end(outcome, deadline=grace * 0.6)) for s in sessions]
+    _, pending = await asyncio.wait(tasks, timeout=grace)
+    if pending:
+        # Out of time: record what is left without waiting for anyone.
+        await asyncio.wait([asyncio.ensure_future(s.abort(outcome)) for s in sessions], timeout=2)
+    return len(sessions)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8095")))
+    parser.add_argument("--no-access-log", action="store_true")
+    args = parser.parse_args(argv)
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "voiceagent.settings")
+    from django.conf import settings
+
+    from voiceagent.asgi import application  # sets Django up
+
+    logging.basicConfig(level=settings.LOG_LEVEL, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from daphne.server import Server
+
+    from calls.services import calls_close_stale
+
+    try:
+        closed = calls_close_stale()
+        if closed:
+            log.warning("closed %d call(s) left active by a stopped process", closed)
+    except Exception as exc:  # the database may be briefly unavailable; calls still work
+        log.error("could not close stale calls at start: %s", exc)
+
+    server: Server | None = None
+
+    stopping: list[bool] = []
+    stop_task: list[asyncio.Task] = []
+
+    def on_signal(signum: int) -> None:
+        if stopping:
+            log.warning("received %s again: stopping now", signal.Signals(signum).name)
+            server.stop()
+            return
+        stopping.append(True)
+        log.warning("received %s: stopping after live calls end", signal.Signals(signum).name)
+        loop = asyncio.get_event_loop()
+
+        async def stop() -> None:
+            try:
+                await shutdown_calls(settings.SHUTDOWN_GRACE_SECONDS)
+            finally:
+                server.stop()
+
+        stop_task.append(loop.create_task(stop()))
+
+    def ready() -> None:
+        loop = asyncio.get_event_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, on_signal, signum)
+
+    server = Server(
+        application=application,
+        endpoints=[f"tcp:port={args.port}:interface={args.host}"],
+        signal_handlers=False,
+        action_logger=None if args.no_access_log else _redacting_access_log(sys.stdout, settings.ELKS_WS_SECRET),
+        websocket_max_message_size=settings.ELKS_MAX_MESSAGE_BYTES * 4,
+        websocket_max_frame_size=settings.ELKS_MAX_MESSAGE_BYTES * 4,
+        application_close_timeout=settings.SHUTDOWN_GRACE_SECONDS,
+        ready_callable=ready,
+    )
+    server.run()
+
+
+if __name__ == "__main__":
+    main()
