@@ -22,7 +22,7 @@ from django.utils.module_loading import import_string
 
 from .observers import CallObserver, observer_factories
 from .recorder import DbCallStore
-from .session import CallSession, Outcome, SessionSettings
+from .session import CallerGone, CallSession, Outcome, SessionSettings
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +178,10 @@ class ElksCallConsumer(AsyncWebsocketConsumer):
         await self._cleanup()
 
     async def _send_text(self, text: str) -> None:
-        await self.base_send({"type": "websocket.send", "text": text})
+        try:
+            await self.base_send({"type": "websocket.send", "text": text})
+        except Exception as exc:  # daphne raises when the socket is already closed
+            raise CallerGone(str(exc)) from exc
 
     async def _close(self) -> None:
         await self.base_send({"type": "websocket.close"})

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
@@ -72,6 +73,7 @@ class RealtimeClient:
         self._ws = ws
         self.close_code: int | None = None
         self.close_reason: str = ""
+        self.received_at = 0.0  # monotonic time the latest event came off the socket (bridge latency)
 
     @classmethod
     async def connect(cls, url: str, *, api_key: str, model: str, timeout: float = 10.0) -> RealtimeClient:
@@ -108,19 +110,27 @@ class RealtimeClient:
         return cls(ws)
 
     async def send(self, event: dict[str, Any]) -> None:
-        await self._ws.send(orjson.dumps(event).decode())
+        await self.send_text(orjson.dumps(event).decode())
 
     async def send_text(self, text: str) -> None:
-        await self._ws.send(text)
+        """Send one event; on a closed socket this does nothing: `events()` ends and says why."""
+        try:
+            await self._ws.send(text)
+        except ConnectionClosed:
+            pass
 
     async def append_audio(self, b64: str) -> None:
         """Forward caller audio; the base64 was checked by the 46elks parser."""
-        await self._ws.send('{"type":"input_audio_buffer.append","audio":"' + b64 + '"}')
+        try:
+            await self._ws.send('{"type":"input_audio_buffer.append","audio":"' + b64 + '"}')
+        except ConnectionClosed:
+            pass
 
     async def events(self) -> AsyncIterator[dict[str, Any]]:
         """Server events until the socket closes; non-JSON frames are logged and skipped."""
         try:
             async for raw in self._ws:
+                self.received_at = time.monotonic()
                 try:
                     event = orjson.loads(raw)
                 except orjson.JSONDecodeError:

@@ -55,6 +55,10 @@ class TranscriptLine:
     offset_ms: int | None = None
 
 
+class CallerGone(Exception):
+    """Sending to 46elks failed: the caller's side of the call is gone."""
+
+
 class CallStore(Protocol):
     """Where a call's records go; the session calls it, never the ORM."""
 
@@ -230,6 +234,8 @@ class CallSession:
                 self._problem("unknown message type", repr(t)[:40])
         except elks.ProtocolError as exc:
             self._problem("bad message", str(exc))
+        except CallerGone:
+            pass  # the socket is closing; its disconnect ends the call
 
     def _close_rate_window(self, now: float) -> None:
         """Once a second: a caller over the message rate for 5 seconds running is ended politely."""
@@ -364,6 +370,9 @@ class CallSession:
             waiter.set_result(None)
 
     def _on_elks_bye(self, msg: dict) -> None:
+        if self.hello is None:
+            self._problem("bye before hello", "ignored")
+            return
         if self._elks_bye.is_set():
             self._problem("message after bye", "bye")
             return
@@ -443,6 +452,12 @@ class CallSession:
                 await rt.send(first)
             self._start_timers(cfg)
             await self._read_events(events)
+            self._rt_ready = False
+        except CallerGone:
+            await self.end(
+                Outcome("failed", "connection_lost", "The 46elks connection closed without a bye."), polite=False
+            )
+            return
         except Exception as exc:
             if isinstance(exc, asyncio.CancelledError):
                 raise
@@ -542,6 +557,11 @@ class CallSession:
         self._response_idle.clear()
 
     _current_response: str | None = None
+
+    @property
+    def openai_received_at(self) -> float | None:
+        """When the OpenAI event being handled came off the socket (where the bridge's own delay starts)."""
+        return self._rt.received_at if self._rt is not None else None
 
     async def _on_response_done(self, event: dict) -> None:
         response = event.get("response") or {}
@@ -713,6 +733,7 @@ class CallSession:
         else:
             self._last_error = f"OpenAI error {error.get('code') or error.get('type')}: {error.get('message')}"
         self._problem("openai error", self._last_error[:300])
+        self._notify("openai_error", error)
 
     _handlers: dict[str, Callable[[CallSession, dict], Awaitable[None]]] = {
         "input_audio_buffer.speech_started": _on_speech_started,

@@ -35,7 +35,7 @@ def _redacting_access_log(stream, secret: str):
 async def shutdown_calls(grace: float) -> int:
     """End every live call of this process politely, within `grace` seconds; returns how many."""
     from calls import registry
-    from calls.session import Outcome
+    from calls.session import SHUTDOWN_GOODBYE, Outcome
 
     registry.accepting = False
     sessions = list(registry.live)
@@ -43,12 +43,32 @@ async def shutdown_calls(grace: float) -> int:
         return 0
     log.warning("shutting down: ending %d live call(s)", len(sessions))
     outcome = Outcome("failed", "server_shutdown", "The server restarted during the call; the caller was told goodbye.")
-    tasks = [asyncio.ensure_future(s.say_goodbye_and_end(outcome, deadline=grace * 0.6)) for s in sessions]
+    tasks = [
+        asyncio.ensure_future(s.say_goodbye_and_end(outcome, SHUTDOWN_GOODBYE, deadline=grace * 0.6)) for s in sessions
+    ]
     _, pending = await asyncio.wait(tasks, timeout=grace)
     if pending:
         # Out of time: record what is left without waiting for anyone.
         await asyncio.wait([asyncio.ensure_future(s.abort(outcome)) for s in sessions], timeout=2)
     return len(sessions)
+
+
+def log_memory_summary() -> None:
+    """SIGUSR1: what this process holds (live calls, tasks, the most numerous objects), for operators."""
+    import collections
+    import gc
+
+    from calls import registry
+
+    gc.collect()
+    counts = collections.Counter(type(o).__qualname__ for o in gc.get_objects())
+    tasks = asyncio.all_tasks()
+    log.warning(
+        "memory summary: live_calls=%d tasks=%d top_objects=%s",
+        len(registry.live),
+        len(tasks),
+        ", ".join(f"{name}={n}" for name, n in counts.most_common(25)),
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -101,6 +121,7 @@ def main(argv: list[str] | None = None) -> None:
         loop = asyncio.get_event_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, on_signal, signum)
+        loop.add_signal_handler(signal.SIGUSR1, log_memory_summary)
 
     server = Server(
         application=application,

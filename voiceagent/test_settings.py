@@ -14,8 +14,11 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 # The suite runs a real daphne in a subprocess: it must see the test database, so SQLite's test
 # database is a file, and the subprocess is pointed at the test database by name.
+# Each test run has its own test database, so runs side by side do not trample each other.
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
-    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / ".test-db.sqlite3")}  # noqa: F405
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / f".test-db-{os.getpid()}.sqlite3")}  # noqa: F405
+else:
+    DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}  # noqa: F405
 if os.environ.get("VOICEAGENT_DB_NAME"):
     DATABASES["default"]["NAME"] = os.environ["VOICEAGENT_DB_NAME"]  # noqa: F405
 LOGGING["loggers"]["daphne.server"] = {"level": "INFO"}  # noqa: F405  (the suite waits for "Listening on")
