@@ -8,6 +8,9 @@ from django.db import models, transaction
 from django.db.models import Count
 from django.utils.html import format_html_join
 
+from insights.admin_mixins import RevisionHistoryMixin
+from tools.admin import WebhookToolInline, call_number
+
 from .models import Assistant, PhoneNumber
 
 
@@ -29,15 +32,17 @@ class AssistantForm(forms.ModelForm):
 
 
 @admin.register(Assistant)
-class AssistantAdmin(admin.ModelAdmin):
+class AssistantAdmin(RevisionHistoryMixin, admin.ModelAdmin):
     form = AssistantForm
-    inlines = [PhoneNumberInline]
+    inlines = [PhoneNumberInline, WebhookToolInline]
     list_display = ("name", "model", "voice", "number_list", "is_active", "updated_at")
     list_filter = ("is_active", "model", "voice", "audio_format")
     search_fields = ("name", "instructions", "welcome_message", "numbers__number")
-    readonly_fields = ("created_at", "updated_at")
-    actions = ["duplicate"]
+    readonly_fields = ("created_at", "updated_at", "revision_history")
+    actions = ["duplicate", call_number]
     save_on_top = True
+    # Adds "Talk to this assistant" (a browser test call, dashboard app) to the object tools.
+    change_form_template = "admin/assistants/assistant/talk_change_form.html"
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     fieldsets = (
         ("Persona", {"fields": ("name", "is_active", "welcome_message", "instructions")}),
@@ -75,6 +80,7 @@ class AssistantAdmin(admin.ModelAdmin):
             },
         ),
         ("Recordings", {"fields": ("record_calls", "recording_retention_days")}),
+        ("Prompt history", {"fields": ("revision_history",)}),
         (
             "Advanced",
             {

@@ -8,6 +8,9 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
+from insights.admin_mixins import CallInsightsAdminMixin, SlowCallFilter
+from tools.admin import ToolCallInline
+
 from .models import Call, CallStatus, TranscriptEntry
 
 
@@ -28,21 +31,26 @@ class TranscriptInline(admin.TabularInline):
 
 
 @admin.register(Call)
-class CallAdmin(admin.ModelAdmin):
+class CallAdmin(CallInsightsAdminMixin, admin.ModelAdmin):
     list_display = ("started_at", "from_number", "to_number", "assistant", "status", "duration_col", "end_reason")
+    list_display += ("cost_col", "reply_time_col")
     list_filter = ("status", "assistant", "direction", "is_test", ("started_at", admin.DateFieldListFilter))
+    list_filter += (SlowCallFilter,)
     search_fields = ("call_id", "from_number", "to_number")
     date_hierarchy = "started_at"
     list_select_related = ("assistant",)
-    inlines = [TranscriptInline]
+    inlines = [TranscriptInline, ToolCallInline]
     fieldsets = (
         (None, {"fields": ("started_at", "from_number", "to_number", "assistant", "status", "duration_col")}),
         ("How it ended", {"fields": ("end_reason", "end_detail", "map_number", "ended_at")}),
+        ("Cost and reply time", {"fields": ("cost_col", "cost_detail", "reply_times")}),
+        ("Recording", {"fields": ("recording_player",)}),
+        ("Assistant settings used", {"fields": ("revision_link",)}),
         ("Details", {"classes": ("collapse",), "fields": ("call_id", "direction", "is_test", "worker")}),
     )
 
     def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in Call._meta.fields] + ["duration_col", "map_number"]
+        return [f.name for f in Call._meta.fields] + ["duration_col", "map_number", *self.insights_readonly_fields]
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -43,6 +43,9 @@ class CallObserver:
     def transcription_done(self, session: CallSession, event: dict[str, Any]) -> None:
         """A caller transcription completed (its `usage` is billed separately)."""
 
+    def openai_error(self, session: CallSession, error: dict[str, Any]) -> None:
+        """OpenAI sent an `error` event that is not one of barge-in's harmless races."""
+
     def interrupted(self, session: CallSession, at: float) -> None:
         """The caller cut the assistant off; playback was cleared at `at`."""
 

@@ -13,8 +13,11 @@ from assistants.models import Assistant
 from assistants.phone import normalize_e164
 from assistants.realtime_config import AssistantConfig
 from assistants.selectors import assistant_for_number
+from insights.revisions import revision_for_call
+from tools.pairing import outbound_call_attach, outbound_call_claim
+from tools.selectors import call_extras
 
-from .models import Call, CallStatus, EndReason, TranscriptEntry
+from .models import Call, CallDirection, CallStatus, EndReason, TranscriptEntry
 
 
 def _display_number(raw: str) -> str:
@@ -47,7 +50,14 @@ def call_start(
     its assistant by `assistant_id` instead of a dialled number, active or not: people try an
     assistant before they put it live.
     """
-    assistant = assistant_for_number(to_number) if assistant_id is None else _assistant(assistant_id)
+    # A call we placed (tools.OutboundCall) comes back as a WebSocket leg: the assistant that placed it answers.
+    outbound = None
+    if assistant_id is None:
+        outbound = outbound_call_claim(call_id=call_id, from_number=from_number, to_number=to_number)
+    if outbound is not None:
+        assistant = outbound.assistant
+    else:
+        assistant = assistant_for_number(to_number) if assistant_id is None else _assistant(assistant_id)
     to_display = _display_number(to_number)
     now = timezone.now()
     if refuse_reason:
@@ -65,6 +75,9 @@ def call_start(
     else:
         reason = ""
         fields = dict(status=CallStatus.ACTIVE, assistant=assistant, last_seen_at=now)
+        # The exact settings this call runs with, so its transcript can be read next to them.
+        fields["revision"] = revision_for_call(assistant)
+        assistant.current_revision_id = fields["revision"].pk
     try:
         with transaction.atomic():
             call = Call.objects.create(
@@ -74,6 +87,7 @@ def call_start(
                 started_at=now,
                 worker=worker,
                 is_test=is_test,
+                direction=CallDirection.OUTBOUND if outbound is not None else CallDirection.INBOUND,
                 **fields,
             )
     except IntegrityError:
@@ -82,7 +96,11 @@ def call_start(
         call.duration = call.ended_at - call.started_at
         call.save(update_fields=["duration"])
         return call.pk, None, reason
-    return call.pk, AssistantConfig.from_assistant(assistant), ""
+    if outbound is not None:
+        outbound_call_attach(outbound, call)
+    config = AssistantConfig.from_assistant(assistant)
+    config.extra.update(call_extras(assistant, outbound))  # the tools app's webhook tools, direction
+    return call.pk, config, ""
 
 
 @transaction.atomic

@@ -19,7 +19,13 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 TEST_API_KEY = "sk-test-key-0123456789"
 # Short timeouts keep the tests of the waiting paths quick.
-FAST_TIMEOUTS = {"CALL_HELLO_TIMEOUT": "1", "CALL_BYE_TIMEOUT": "2", "OPENAI_CONNECT_TIMEOUT": "3"}
+FAST_TIMEOUTS = {
+    "CALL_HELLO_TIMEOUT": "1",
+    "CALL_BYE_TIMEOUT": "2",
+    "OPENAI_CONNECT_TIMEOUT": "3",
+    "POST_CALL_WEBHOOK_RETRY_BASE_SECONDS": "0.2",  # an after-call webhook's retry comes at once
+    "ALLOWED_HOSTS": "127.0.0.1,localhost",  # tests (and the pizza demo's tool) make HTTP requests to daphne
+}
 
 
 def free_port() -> int:

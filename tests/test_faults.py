@@ -280,7 +280,7 @@ async def test_sigterm_finalises_live_calls_with_a_goodbye(django_db_setup, assi
 
     server = start_daphne(connection.settings_dict["NAME"], extra_env={**FAST_TIMEOUTS, "SHUTDOWN_GRACE_SECONDS": "8"})
     try:
-        async with fake_openai(server, answer_ms=400) as fake:
+        async with fake_openai(server, answer_ms=400):
             sims = [simulator(server, to=NUMBER_A), simulator(server, to=NUMBER_B)]
             tasks = [asyncio.ensure_future(s.run()) for s in sims]
             for s in sims:
@@ -436,7 +436,7 @@ async def test_slow_database_delays_no_audio(inprocess, monkeypatch):
             return _real(*args, **kwargs)
 
         monkeypatch.setattr(services, name, slow)
-    async with fake_openai(inprocess, answer_ms=1500) as fake:
+    async with fake_openai(inprocess, answer_ms=1500):
         sims = [simulator(inprocess, to=n) for n in (NUMBER_A, NUMBER_B)]
         tasks = [asyncio.ensure_future(s.run()) for s in sims]
         for sim in sims:

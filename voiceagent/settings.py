@@ -57,6 +57,9 @@ INSTALLED_APPS = [
     "channels",
     "assistants",
     "calls",
+    "tools",
+    "dashboard",
+    "insights",
 ]
 
 MIDDLEWARE = [
@@ -163,21 +166,59 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+# "json" writes one JSON object per line (with call_id on call lines) for log platforms; "plain" for people.
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be 'plain' or 'json', not {LOG_FORMAT!r}.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "insights.logfmt.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.channels.server": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
+        # httpx2 logs every request's URL at INFO; tool and webhook URLs may carry secrets.
+        "httpx2": {"level": "WARNING"},
     },
 }
 
 # Extensions of a call: observers told about its events, and the runner of the assistant's tools.
-CALL_OBSERVERS: list[str] = []
-CALL_TOOL_RUNNER = ""
+CALL_OBSERVERS: list[str] = [
+    "insights.observers.call_insights",  # usage, cost, reply times, metrics (before the webhook reads them)
+    "insights.recording.call_recorder",  # stereo recording, for assistants that record calls
+    # Live dashboards (call started/ended, transcript lines): after insights, so an ended call shows its cost.
+    "dashboard.observer.dashboard_observer",
+    # Keep it last: it sends the after-call webhook once the other observers have recorded the call.
+    "tools.observers.tools_observer",
+]
+CALL_TOOL_RUNNER = "tools.runner.tool_runner"
+
+# Actions (tools app; every variable is explained in docs/actions.md).
+# The longest any tool may run; a webhook tool gets at least its own timeout plus one second.
+CALL_TOOL_TIMEOUT = env.float("CALL_TOOL_TIMEOUT", default=10.0)
+# This server's public https:// address, for URLs given to 46elks (outbound calls' whenhangup).
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="").rstrip("/")
+ELKS_API_URL = env.str("ELKS_API_URL", default="https://api.46elks.com/a1").rstrip("/")
+ELKS_API_USERNAME = env.str("ELKS_API_USERNAME", default="")
+ELKS_API_PASSWORD = env.str("ELKS_API_PASSWORD", default="")
+# The number outbound calls come from (else the assistant's first number) and the websocket number.
+ELKS_CALLER_ID = env.str("ELKS_CALLER_ID", default="")
+ELKS_WEBSOCKET_NUMBER = env.str("ELKS_WEBSOCKET_NUMBER", default="")
+# How long after we place an outbound call its WebSocket leg may arrive and still be paired with it.
+OUTBOUND_PAIRING_WINDOW_SECONDS = env.float("OUTBOUND_PAIRING_WINDOW_SECONDS", default=180.0)
+# After-call webhooks: first retry after this many seconds, then 4x longer each time (at most 6 h).
+POST_CALL_WEBHOOK_RETRY_BASE_SECONDS = env.float("POST_CALL_WEBHOOK_RETRY_BASE_SECONDS", default=30.0)
+POST_CALL_WEBHOOK_MAX_ATTEMPTS = env.int("POST_CALL_WEBHOOK_MAX_ATTEMPTS", default=8)
+
+# Operations (docs/operations.md): /metrics answers only with `Authorization: Bearer <METRICS_TOKEN>`
+# (unset: /metrics is off); calls whose reply time p95 exceeds SLOW_CALL_P95_MS are flagged in admin.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+SLOW_CALL_P95_MS = env.int("SLOW_CALL_P95_MS", default=1500)
 
 # Call limits (safe defaults; see the README).
 CALL_HELLO_TIMEOUT = env.float("CALL_HELLO_TIMEOUT", default=5.0)

@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 from voiceagent import views
 
@@ -10,4 +10,7 @@ admin.site.index_title = "Assistants, numbers and calls"
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
+    path("", include("tools.urls")),  # 46elks callbacks, the pizza demo, /api/calls/
+    path("dashboard/", include("dashboard.urls")),
+    path("", include("insights.urls")),  # /metrics (token) and call recordings (staff)
 ]
