@@ -20,6 +20,8 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.utils.module_loading import import_string
 
+from voiceagent.clientip import real_client_ip
+
 from .observers import CallObserver, observer_factories
 from .recorder import DbCallStore
 from .session import CallerGone, CallSession, Outcome, SessionSettings
@@ -195,23 +197,10 @@ class ElksCallConsumer(AsyncWebsocketConsumer):
 
 
 def client_ip(scope) -> str:
-    """The caller's real address: the TCP peer, or what the trusted proxies in front of us saw.
-
-    X-Forwarded-For is written by whoever sends the request, so only the entries appended by
-    our own proxies (the last TRUSTED_PROXY_COUNT) can be believed.
-    """
+    """The caller's real address (see `voiceagent.clientip`)."""
     peer = (scope.get("client") or ("unknown",))[0]
-    count = settings.TRUSTED_PROXY_COUNT
-    if count <= 0:
-        return peer
-    forwarded = [
-        part.strip()
-        for name, value in scope.get("headers") or ()
-        if name.lower() == b"x-forwarded-for"
-        for part in value.decode("latin-1").split(",")
-        if part.strip()
-    ]
-    return forwarded[-count] if len(forwarded) >= count else peer
+    forwarded = ",".join(v.decode("latin-1") for k, v in scope.get("headers") or () if k.lower() == b"x-forwarded-for")
+    return real_client_ip(peer, forwarded)
 
 
 def ip_allowed(ip: str, allowed: list[str]) -> bool:

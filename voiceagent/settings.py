@@ -123,6 +123,21 @@ def channel_layer_config(redis_url: str) -> dict:
 
 CHANNEL_LAYERS = channel_layer_config(REDIS_URL)
 
+
+def cache_config(redis_url: str) -> dict:
+    """Shared across processes with Redis (login limits must hold whichever process answers)."""
+    if not redis_url:
+        return {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    options = {"ssl_cert_reqs": None} if redis_url.startswith("rediss://") else {}
+    return {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": redis_url, "OPTIONS": options}
+    }
+
+
+CACHES = cache_config(REDIS_URL)
+LOGIN_MAX_ATTEMPTS = env.int("LOGIN_MAX_ATTEMPTS", default=5)
+LOGIN_WINDOW_SECONDS = env.int("LOGIN_WINDOW_SECONDS", default=15 * 60)
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

@@ -2,10 +2,12 @@ from django.contrib import admin
 from django.urls import include, path
 
 from voiceagent import views
+from voiceagent.login_limit import rate_limited
 
 admin.site.site_header = "Voice agent"
 admin.site.site_title = "Voice agent"
 admin.site.index_title = "Assistants, numbers and calls"
+admin.site.login = rate_limited(admin.site.login)
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
