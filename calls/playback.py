@@ -92,14 +92,12 @@ class Playback:
         self.end = now
         return cuts
 
-    def played_out(self, now: float) -> list[str]:
-        """A `sync` answer proved everything sent before it has played; the items it covered."""
-        done = list(self._items)
+    def played_out(self, now: float) -> None:
+        """A `sync` answer proved everything sent before it has played."""
         self._items.clear()
         self._last = None
         if self.end > now:
             self.end = now
-        return done
 
     def _prune(self, now: float) -> None:
         """Forget items that finished playing long ago, so a long call keeps no history here."""

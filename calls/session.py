@@ -162,6 +162,8 @@ class CallSession:
         self.playback: Playback | None = None
         self._need_sending = False
         self._muted_response: str | None = None
+        self._current_response: str | None = None
+        self._last_error = ""
         self._audio_seq = 0  # audio messages sent to 46elks, to match sync answers
         self._syncs: collections.deque[tuple[int, asyncio.Future[None] | None]] = collections.deque()
 
@@ -470,8 +472,6 @@ class CallSession:
             log.error("call %s: %s", hello.callid, detail)
             await self.end(Outcome("failed", "openai_error", detail), polite=True)
 
-    _last_error = ""
-
     async def _await_session_updated(self, cfg: AssistantConfig, events) -> str:
         """Wait for `session.updated` and check it; a sentence for the record when it went wrong."""
         try:
@@ -555,8 +555,6 @@ class CallSession:
         self._current_response = (event.get("response") or {}).get("id")
         self._response_active = True
         self._response_idle.clear()
-
-    _current_response: str | None = None
 
     @property
     def openai_received_at(self) -> float | None:
@@ -919,13 +917,3 @@ def heard_part(text: str, heard_ms: float, received_ms: float) -> str:
         head = head.rsplit(" ", 1)[0]
     head = head.rstrip(" ,.;:")
     return f"{head}…" if head else "…"
-
-
-def info(session: CallSession) -> dict[str, Any]:
-    """A small view of a live session for logs and operations."""
-    return {
-        "callid": session.hello.callid if session.hello else None,
-        "assistant": session.config.name if session.config else None,
-        "age_s": round(time.monotonic() - session.started_at, 1),
-        **session.stats,
-    }
