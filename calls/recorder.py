@@ -114,10 +114,18 @@ class DbCallStore:
         self._heartbeat: asyncio.Task | None = None
 
     async def open(
-        self, hello: Hello, *, refuse: Outcome | None = None, assistant_id: int | None = None, is_test: bool = False
+        self,
+        hello: Hello,
+        *,
+        refuse: Outcome | None = None,
+        on_assistant: Callable[..., None] | None = None,
+        assistant_id: int | None = None,
+        is_test: bool = False,
     ) -> Opened:
         """Record the call; a browser test call passes its assistant and `is_test` (see services.call_start)."""
         self._ensure_heartbeat()
+        loop = asyncio.get_running_loop()
+        early = (lambda cfg: loop.call_soon_threadsafe(on_assistant, cfg)) if on_assistant else None
         try:
             pk, config, refusal = await _retry(
                 services.call_start,
@@ -131,6 +139,7 @@ class DbCallStore:
                 refuse_detail=refuse.detail if refuse else "",
                 assistant_id=assistant_id,
                 is_test=is_test,
+                on_assistant=early,
             )
         except RETRYABLE as exc:
             log.error("call %s: database unavailable at call start: %s", hello.callid, exc)

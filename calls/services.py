@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
@@ -42,13 +42,15 @@ def call_start(
     refuse_detail: str = "",
     assistant_id: int | None = None,
     is_test: bool = False,
+    on_assistant: Callable[[AssistantConfig], None] | None = None,
 ) -> tuple[int | None, AssistantConfig | None, str]:
     """Record a new call from 46elks' hello and pick its assistant.
 
     Returns the call's pk, the assistant's settings (None when the call is refused) and, when
     refused, a sentence saying why and what to do about it. A browser test call (`is_test`) names
     its assistant by `assistant_id` instead of a dialled number, active or not: people try an
-    assistant before they put it live.
+    assistant before they put it live. `on_assistant` is called (in this thread) as soon as the
+    assistant is known, before the row is written, so connecting to OpenAI need not wait for it.
     """
     # A call we placed (tools.OutboundCall) comes back as a WebSocket leg: the assistant that placed it answers.
     outbound = None
@@ -78,6 +80,9 @@ def call_start(
         # The exact settings this call runs with, so its transcript can be read next to them.
         fields["revision"] = revision_for_call(assistant)
         assistant.current_revision_id = fields["revision"].pk
+        if on_assistant is not None:
+            # The caller can start connecting to OpenAI while the call row is written.
+            on_assistant(AssistantConfig.from_assistant(assistant))
     try:
         with transaction.atomic():
             call = Call.objects.create(

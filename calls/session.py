@@ -62,8 +62,18 @@ class CallerGone(Exception):
 class CallStore(Protocol):
     """Where a call's records go; the session calls it, never the ORM."""
 
-    async def open(self, hello: elks.Hello, *, refuse: Outcome | None = None) -> Opened:
-        """Record the call and pick its assistant; with `refuse`, record it as refused for that reason."""
+    async def open(
+        self,
+        hello: elks.Hello,
+        *,
+        refuse: Outcome | None = None,
+        on_assistant: Callable[[AssistantConfig], None] | None = None,
+    ) -> Opened:
+        """Record the call and pick its assistant; with `refuse`, record it as refused for that reason.
+
+        `on_assistant` (optional) is called on the event loop as soon as the assistant is known,
+        before the call is recorded.
+        """
 
     def transcript(self, call_pk: int, line: TranscriptLine) -> None:
         """Queue a transcript line (insert or replace by position); must not block."""
@@ -155,6 +165,7 @@ class CallSession:
         self.started_at = clock()
 
         self._rt: RealtimeClient | None = None
+        self._connect_task: asyncio.Future[RealtimeClient] | None = None
         self._rt_ready = False
         self._pending_audio: collections.deque[str] = collections.deque()
         self._pending_bytes = 0
@@ -290,23 +301,50 @@ class CallSession:
         self.hello = hello
         self._cancel_hello_timer()
         log.info("call %s: hello from %s to %s", hello.callid, hello.from_number, hello.to_number)
-        opened = await self.store.open(hello, refuse=self._over_limit(hello))
+        opened = await self.store.open(hello, refuse=self._over_limit(hello), on_assistant=self._prepare)
         self.call_pk = opened.call_pk
         if opened.assistant is None:
+            self._cancel_early_connect()
             log.warning("call %s refused: %s", hello.callid, opened.refusal)
             self.outcome = Outcome("rejected", "refused", opened.refusal)
             await self._send_bye()
             self._spawn(self._wait_elks_bye_then_close())
             return
-        cfg = self.config = opened.assistant
+        if self.config is None:
+            self._prepare(opened.assistant)
+        self.config = opened.assistant
+        registry.live.add(self)
+        self._setup_extensions()
+        self._spawn(self._run_realtime(self.config))
+
+    def _prepare(self, cfg: AssistantConfig) -> None:
+        """The assistant is known: tell 46elks the formats and start connecting to OpenAI at once."""
+        self.config = cfg
         fmt = cfg.format
         self._bytes_per_sample = fmt.bytes_per_sample
         self.playback = Playback(fmt.bytes_per_ms)
-        await self._send(elks.listening(fmt.name))
-        await self._send(elks.sending(fmt.name))
-        registry.live.add(self)
-        self._setup_extensions()
-        self._spawn(self._run_realtime(cfg))
+        self._spawn(self._declare_formats(fmt.name))
+        self._connect_task = asyncio.ensure_future(
+            self._connect(
+                self.settings.openai_url,
+                api_key=self.settings.openai_api_key,
+                model=cfg.model,
+                timeout=self.settings.setup_timeout,
+            )
+        )
+
+    async def _declare_formats(self, fmt: str) -> None:
+        await self._safe_send(elks.listening(fmt))
+        await self._safe_send(elks.sending(fmt))
+
+    def _cancel_early_connect(self) -> None:
+        task, self._connect_task = self._connect_task, None
+        if task is None:
+            return
+        if task.done() and not task.cancelled() and task.exception() is None:
+            self._spawn(task.result().close())
+        else:
+            task.cancel()
 
     def _setup_extensions(self) -> None:
         if self._tool_runner_factory is not None:
@@ -422,12 +460,7 @@ class CallSession:
     async def _run_realtime(self, cfg: AssistantConfig) -> None:
         hello = self.hello
         try:
-            rt = await self._connect(
-                self.settings.openai_url,
-                api_key=self.settings.openai_api_key,
-                model=cfg.model,
-                timeout=self.settings.setup_timeout,
-            )
+            rt = await self._connect_task
         except RealtimeError as exc:
             log.error("call %s: %s", hello.callid, exc.reason)
             await self.end(Outcome("failed", "openai_error", exc.reason), polite=True)
@@ -828,6 +861,8 @@ class CallSession:
         rt, self._rt_ready = self._rt, False
         if rt is not None:
             await rt.close()
+        else:
+            self._cancel_early_connect()
 
     async def _finish_record(self) -> None:
         if self.call_pk is None or self.outcome is None or self.outcome.status == "rejected":

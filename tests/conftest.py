@@ -164,3 +164,15 @@ def _daphne_log_on_failure(request):
     if report is not None and report.failed:
         print("---- daphne log during the test ----")
         print("\n".join(server.log[start:]))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_db_pools(django_db_setup, django_db_blocker):
+    """PostgreSQL pools keep connections open; close them so the test database can be dropped."""
+    yield
+    from django.db import connections
+
+    for connection in connections.all():
+        close_pool = getattr(connection, "close_pool", None)
+        if close_pool is not None:
+            close_pool()

@@ -41,8 +41,15 @@ def editor(db):
     return user
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db
 def test_migration_creates_prompt_editors_group():
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("calls.migrations.0002_prompt_editors_group")
+    Group.objects.filter(name="Prompt editors").delete()
+    migration.create_group(apps, None)
     perms = set(Group.objects.get(name="Prompt editors").permissions.values_list("codename", flat=True))
     assert {"change_assistant", "view_call"} <= perms
     assert not {p for p in perms if p.endswith("_user") or p in ("change_phonenumber", "add_phonenumber")}

@@ -110,6 +110,11 @@ async def test_barge_in_interrupts_truncates_and_resends_sending(daphne_server, 
 
     speech_at = result.speech_started_at[0]
     cut = result.interrupts[0]
+    print(
+        f"barge-in: interrupt {1000 * (cut.at - speech_at):.0f} ms after speech start; truncate at "
+        f"{truncate['audio_end_ms']} ms, caller heard {cut.segment_played_ms:.0f} ms "
+        f"(off by {truncate['audio_end_ms'] - cut.segment_played_ms:+.0f} ms)"
+    )
     assert interrupt is not None
     assert 0 <= cut.at - speech_at < 0.150, f"interrupt {1000 * (cut.at - speech_at):.0f} ms after speech start"
     assert abs(truncate["audio_end_ms"] - cut.segment_played_ms) <= 150, (truncate, cut)
@@ -245,3 +250,25 @@ async def test_ulaw_audio_passes_byte_exact(daphne_server, assistants):
     assert session.input_format is FORMATS["ulaw"]
     assert bytes(result.played_audio) == b"".join(bytes(a) for a in session.sent_audio.values())
     assert bytes(session.input_audio) == bytes(result.sent_audio)
+
+
+async def test_call_setup_adds_little_to_the_first_greeting_audio(daphne_server, assistants):
+    """hello → OpenAI connect → session.update → greeting request → first delta → caller, step by step."""
+    async with fake_openai(daphne_server, answer_ms=300, chunk_interval_ms=0) as fake:
+        sim = simulator(daphne_server)
+        task = asyncio.ensure_future(sim.run())
+        session = await fake.next_session()
+        await sim.wait_first_audio()
+        await sim.hang_up()
+        result = await task
+    received = {e["type"]: t for t, e in reversed(session.received)}
+    sent = {e["type"]: t for t, e in reversed(session.sent)}
+    steps = {
+        "hello → OpenAI socket open": session.connected_at - result.hello_sent_at,
+        "socket open → session.update": received["session.update"] - session.connected_at,
+        "session.updated → greeting response.create": received["response.create"] - sent["session.updated"],
+        "first delta → caller": result.first_audio_at - sent["response.output_audio.delta"],
+    }
+    print("call setup: " + "; ".join(f"{k} {1000 * v:.1f} ms" for k, v in steps.items()))
+    assert steps["session.updated → greeting response.create"] < 0.05
+    assert steps["first delta → caller"] < 0.05
