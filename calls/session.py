@@ -301,7 +301,9 @@ class CallSession:
         self.hello = hello
         self._cancel_hello_timer()
         log.info("call %s: hello from %s to %s", hello.callid, hello.from_number, hello.to_number)
-        opened = await self.store.open(hello, refuse=self._over_limit(hello), on_assistant=self._prepare)
+        refuse = self._over_limit(hello)
+        registry.live.add(self)  # from now on it counts against the limits
+        opened = await self.store.open(hello, refuse=refuse, on_assistant=self._prepare)
         self.call_pk = opened.call_pk
         if opened.assistant is None:
             self._cancel_early_connect()
@@ -313,7 +315,6 @@ class CallSession:
         if self.config is None:
             self._prepare(opened.assistant)
         self.config = opened.assistant
-        registry.live.add(self)
         self._setup_extensions()
         self._spawn(self._run_realtime(self.config))
 

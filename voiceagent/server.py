@@ -20,6 +20,21 @@ import sys
 log = logging.getLogger("voiceagent.server")
 
 
+def use_uvloop() -> bool:
+    """Run Twisted's asyncio reactor on uvloop: the same code, a faster loop under every frame.
+
+    Must happen before daphne is imported, since daphne creates its loop at import time.
+    """
+    if os.environ.get("VOICEAGENT_UVLOOP", "1") == "0":
+        return False
+    try:
+        import uvloop
+    except ImportError:
+        return False
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    return True
+
+
 def _redacting_access_log(stream, secret: str):
     from daphne.access import AccessLogGenerator
 
@@ -78,12 +93,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-access-log", action="store_true")
     args = parser.parse_args(argv)
 
+    uvloop_on = use_uvloop()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "voiceagent.settings")
     from django.conf import settings
 
     from voiceagent.asgi import application  # sets Django up
 
     logging.basicConfig(level=settings.LOG_LEVEL, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    log.info("event loop: %s", "uvloop" if uvloop_on else "asyncio")
     from daphne.server import Server
 
     from calls.services import calls_close_stale
