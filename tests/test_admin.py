@@ -45,11 +45,13 @@ def editor(db):
 def test_migration_creates_prompt_editors_group():
     import importlib
 
-    from django.apps import apps
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
 
     migration = importlib.import_module("calls.migrations.0002_prompt_editors_group")
+    state = MigrationExecutor(connection).loader.project_state([("calls", "0002_prompt_editors_group")])
     Group.objects.filter(name="Prompt editors").delete()
-    migration.create_group(apps, None)
+    migration.create_group(state.apps, None)
     perms = set(Group.objects.get(name="Prompt editors").permissions.values_list("codename", flat=True))
     assert {"change_assistant", "view_call"} <= perms
     assert not {p for p in perms if p.endswith("_user") or p in ("change_phonenumber", "add_phonenumber")}

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class ToolsConfig(AppConfig):
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "tools"
+    verbose_name = "Actions: tools, webhooks and outbound calls"
