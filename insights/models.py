@@ -1,0 +1,128 @@
+"""What a call cost and how fast it answered: the price table and each turn's reply time."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.db import models
+
+from calls.models import Call
+
+from .pricing import Price
+
+PER_MILLION = "per 1M tokens"
+
+
+class PriceKind(models.TextChoices):
+    REALTIME = "realtime", "Voice model (OpenAI Realtime)"
+    TRANSCRIPTION = "transcription", "Caller transcription"
+
+
+def _token_price(label: str, help_text: str = "") -> models.DecimalField:
+    return models.DecimalField(
+        f"{label} ({PER_MILLION})",
+        max_digits=10,
+        decimal_places=4,
+        null=True,
+        blank=True,
+        help_text=help_text,
+    )
+
+
+class ModelPrice(models.Model):
+    """OpenAI's list price of one model. A call's cost is computed from these when it ends."""
+
+    model = models.CharField(
+        max_length=60,
+        unique=True,
+        help_text="The model's name exactly as OpenAI writes it, e.g. gpt-realtime-2.1 or gpt-4o-mini-transcribe.",
+    )
+    kind = models.CharField(max_length=20, choices=PriceKind.choices, default=PriceKind.REALTIME)
+    currency = models.CharField(
+        max_length=3, default="USD", help_text="Three-letter currency code of these prices. OpenAI bills in USD."
+    )
+    text_input = _token_price("text in", "Instructions, tool descriptions and written conversation read by the model.")
+    cached_text_input = _token_price("cached text in", "Text the model had already read earlier in the call.")
+    text_output = _token_price("text out", "Text the model writes (including its reasoning and tool calls).")
+    audio_input = _token_price("audio in", "The caller's voice (about 10 tokens per second).")
+    cached_audio_input = _token_price("cached audio in", "Audio the model had already heard earlier in the call.")
+    audio_output = _token_price("audio out", "The assistant's voice (about 20 tokens per second).")
+    per_minute = models.DecimalField(
+        "per minute of audio",
+        max_digits=10,
+        decimal_places=5,
+        null=True,
+        blank=True,
+        help_text="For transcription models billed by the length of the audio rather than by tokens.",
+    )
+    checked = models.BooleanField(
+        "prices checked",
+        default=False,
+        help_text="Tick when someone has compared these prices with OpenAI's price page. Unticked prices are "
+        "estimates: check and edit them.",
+    )
+    source = models.CharField(max_length=300, blank=True, help_text="Where the prices come from (a web address).")
+    updated_at = models.DateTimeField("last edited", auto_now=True)
+
+    class Meta:
+        ordering = ["kind", "model"]
+        verbose_name = "model price"
+
+    def __str__(self) -> str:
+        return self.model
+
+    def clean(self) -> None:
+        if self.kind == PriceKind.REALTIME:
+            missing = [
+                str(self._meta.get_field(name).verbose_name)
+                for name in Price.REALTIME_FIELDS
+                if getattr(self, name) is None
+            ]
+            if missing:
+                raise ValidationError(f"A voice model needs every token price; missing: {', '.join(missing)}.")
+        elif self.per_minute is None and None in (self.text_input, self.audio_input, self.text_output):
+            raise ValidationError(
+                "A transcription model needs either a price per minute, or prices for text in, audio in and text out."
+            )
+
+    def as_price(self) -> Price:
+        return Price(
+            model=self.model,
+            currency=self.currency,
+            **{name: getattr(self, name) for name in (*Price.REALTIME_FIELDS, "per_minute")},
+        )
+
+
+class TurnLatency(models.Model):
+    """One turn of a call: how long the caller waited for the assistant to start answering."""
+
+    call = models.ForeignKey(Call, on_delete=models.CASCADE, related_name="turn_latencies")
+    turn = models.PositiveIntegerField(help_text="1 for the caller's first turn, and so on.")
+    at_ms = models.PositiveIntegerField("at (ms into the call)", help_text="When OpenAI heard the caller stop.")
+    reply_ms = models.PositiveIntegerField(
+        "reply time (ms)", help_text="From OpenAI noticing the caller stopped to the first reply audio sent to 46elks."
+    )
+    bridge_ms = models.FloatField(
+        "bridge share (ms)",
+        null=True,
+        blank=True,
+        help_text="Part of the reply time spent in this server: from OpenAI's first audio arriving to it "
+        "leaving for 46elks.",
+    )
+    response_id = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["call", "turn"]
+        verbose_name = "reply time"
+        constraints = [models.UniqueConstraint(fields=["call", "turn"], name="turn_latency_unique")]
+
+    def __str__(self) -> str:
+        return f"turn {self.turn}: {self.reply_ms} ms"
+
+
+class CallCostSummary(Call):
+    """Admin's totals page: the same calls, summed per day and per assistant."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "cost and reply-time summary"
+        verbose_name_plural = "cost and reply-time summary"

@@ -1,0 +1,40 @@
+"""Receivers: revisions for saves made outside admin, and recordings deleted with their calls."""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
+
+from assistants.models import Assistant
+from calls.models import Call
+
+from . import revisions
+
+log = logging.getLogger(__name__)
+
+
+@receiver(post_save, sender=Assistant, dispatch_uid="insights_assistant_revision")
+def assistant_saved(sender, instance: Assistant, raw: bool = False, **kwargs) -> None:
+    """Called after every assistant save; admin records its own revisions (with the editor's name)."""
+    if raw or not revisions.receiver_should_record():
+        return
+    revisions.revision_record(assistant=instance)
+
+
+@receiver(post_delete, sender=Call, dispatch_uid="insights_call_recording_delete")
+def call_deleted(sender, instance: Call, **kwargs) -> None:
+    """A deleted call takes its recording with it, once the deletion is committed."""
+    if not instance.recording:
+        return
+    name, storage = instance.recording.name, instance.recording.storage
+
+    def delete_file() -> None:
+        try:
+            storage.delete(name)
+        except Exception:
+            log.exception("could not delete the recording %s of a deleted call", name)
+
+    transaction.on_commit(delete_file)
