@@ -158,7 +158,7 @@ class DbCallStore:
 
         while True:
             await asyncio.sleep(settings.CALL_HEARTBEAT_SECONDS)
-            pks = [s.call_pk for s in registry.live if s.call_pk is not None]
+            pks = [s.call_pk for s in registry.live | registry.ending if s.call_pk is not None]
             if not pks:
                 continue
             try:

@@ -8,6 +8,8 @@ if TYPE_CHECKING:
     from .session import CallSession
 
 live: set[CallSession] = set()
+# Calls that are over but still writing their records (they no longer count against limits).
+ending: set[CallSession] = set()
 # False once the process is shutting down: new calls are refused politely.
 accepting = True
 

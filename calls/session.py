@@ -828,6 +828,9 @@ class CallSession:
     async def _end(self, outcome: Outcome, *, polite: bool) -> None:
         self.outcome = self.outcome or outcome
         self._cancel_timers()
+        if self in registry.live:
+            registry.live.discard(self)
+            registry.ending.add(self)
         callid = self.hello.callid if self.hello else "-"
         try:
             if polite and not self._elks_bye.is_set():
@@ -843,6 +846,7 @@ class CallSession:
         finally:
             await self._finish_record()
             registry.live.discard(self)
+            registry.ending.discard(self)
             for observer in self.observers:
                 try:
                     await observer.ended(self, self.outcome)

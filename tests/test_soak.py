@@ -28,7 +28,9 @@ def open_fds(pid: int) -> int:
 
 
 async def run_calls(server, n: int) -> None:
+    """n calls, CONCURRENCY at a time; returns once the server has finished recording all of them."""
     semaphore = asyncio.Semaphore(CONCURRENCY)
+    callids: list[str] = []
 
     async def one() -> None:
         async with semaphore:
@@ -38,15 +40,18 @@ async def run_calls(server, n: int) -> None:
             await sim.hang_up()
             result = await task
             assert result.violations == [], result.violations
+            callids.append(result.callid)
 
     await asyncio.gather(*(one() for _ in range(n)))
+    for callid in callids:
+        await server.await_log(f"call {callid} ended", timeout=60)
 
 
 async def test_many_calls_leave_nothing_behind(django_db_setup, transactional_db):
     from django.db import connection
 
     await asyncio.to_thread(make_assistant, "Soak", NUMBER_A, welcome_message="Hi.")
-    server = start_daphne(connection.settings_dict["NAME"], extra_env={**FAST_TIMEOUTS, "LOG_LEVEL": "WARNING"})
+    server = start_daphne(connection.settings_dict["NAME"], extra_env={**FAST_TIMEOUTS})
     pid = server.process.pid
     try:
         async with fake_openai(server, answer_ms=200) as fake:
@@ -54,21 +59,27 @@ async def test_many_calls_leave_nothing_behind(django_db_setup, transactional_db
             # Warm up: imports, caches, thread pools, and the allocator's arenas (RSS plateaus after
             # a few hundred calls at this concurrency, measured: 96 -> 101 -> 101 -> 104 -> 104.7 MB).
             await run_calls(server, WARM_UP)
-            base_rss, base_fds = rss_kb(pid), open_fds(pid)
-            server.process.send_signal(signal.SIGUSR1)
+            server.process.send_signal(signal.SIGUSR1)  # collects garbage and trims the heap first
             before = await server.await_log("memory summary")
+            base_rss, base_fds = rss_kb(pid), open_fds(pid)
             await run_calls(server, CALLS)
             await run_calls(server, 1)  # a last call after the rush: the loop has settled
-            end_rss, end_fds = rss_kb(pid), open_fds(pid)
             start = len(server.log)
             server.process.send_signal(signal.SIGUSR1)
             after = await server.await_log("memory summary", start=start)
+            end_rss, end_fds = rss_kb(pid), open_fds(pid)
             print("BEFORE", before)
             print("AFTER ", after)
+    except BaseException:
+        print("\n".join(line for line in server.log if "WARNING" in line or "ERROR" in line)[-3000:])
+        raise
     finally:
         stop_daphne(server)
     growth_kb = end_rss - base_rss
     print(f"soak: {CALLS} calls, RSS {base_rss} -> {end_rss} kB ({growth_kb:+d}), fds {base_fds} -> {end_fds}")
+    objects = [int(line.split(" objects=")[1].split()[0]) for line in (before, after)]
+    print(f"soak: Python objects {objects[0]} -> {objects[1]}")
+    assert objects[1] - objects[0] < 5 * CALLS, "Python objects pile up: something keeps every call"
     assert end_fds <= base_fds + 2, f"file descriptors leaked: {base_fds} -> {end_fds}"
     # A leak of 15 kB per call would show as 4.5 MB here.
     assert growth_kb < 4 * 1024, f"memory grew by {growth_kb} kB over {CALLS} calls"

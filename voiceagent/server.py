@@ -54,14 +54,17 @@ async def shutdown_calls(grace: float) -> int:
 
     registry.accepting = False
     sessions = list(registry.live)
+    finishing = [asyncio.ensure_future(s.finished.wait()) for s in registry.ending]
     if not sessions:
+        if finishing:
+            await asyncio.wait(finishing, timeout=grace)
         return 0
     log.warning("shutting down: ending %d live call(s)", len(sessions))
     outcome = Outcome("failed", "server_shutdown", "The server restarted during the call; the caller was told goodbye.")
     tasks = [
         asyncio.ensure_future(s.say_goodbye_and_end(outcome, SHUTDOWN_GOODBYE, deadline=grace * 0.6)) for s in sessions
     ]
-    _, pending = await asyncio.wait(tasks, timeout=grace)
+    _, pending = await asyncio.wait(tasks + finishing, timeout=grace)
     if pending:
         # Out of time: record what is left without waiting for anyone.
         await asyncio.wait([asyncio.ensure_future(s.abort(outcome)) for s in sessions], timeout=2)
@@ -69,19 +72,27 @@ async def shutdown_calls(grace: float) -> int:
 
 
 def log_memory_summary() -> None:
-    """SIGUSR1: what this process holds (live calls, tasks, the most numerous objects), for operators."""
+    """SIGUSR1: what this process holds (live calls, tasks, objects), for operators; also trims the heap."""
     import collections
     import gc
 
     from calls import registry
 
     gc.collect()
+    try:  # give memory Python freed back to the system, so RSS shows what is really held
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
     counts = collections.Counter(type(o).__qualname__ for o in gc.get_objects())
     tasks = asyncio.all_tasks()
     log.warning(
-        "memory summary: live_calls=%d tasks=%d top_objects=%s",
+        "memory summary: live_calls=%d ending_calls=%d tasks=%d objects=%d top_objects=%s",
         len(registry.live),
+        len(registry.ending),
         len(tasks),
+        len(gc.get_objects()),
         ", ".join(f"{name}={n}" for name, n in counts.most_common(25)),
     )
 
