@@ -490,9 +490,13 @@ class CallSession:
             await self._read_events(events)
             self._rt_ready = False
         except CallerGone:
-            await self.end(
-                Outcome("failed", "connection_lost", "The 46elks connection closed without a bye."), polite=False
-            )
+            # 46elks' side is gone; its bye or disconnect, still in the consumer's queue, says how.
+            self._rt_ready = False
+            try:
+                await asyncio.wait_for(asyncio.shield(self.finished.wait()), self.settings.bye_timeout)
+            except (TimeoutError, asyncio.TimeoutError):
+                lost = Outcome("failed", "connection_lost", "The 46elks connection closed without a bye.")
+                await self.end(lost, polite=False)
             return
         except Exception as exc:
             if isinstance(exc, asyncio.CancelledError):
