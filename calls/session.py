@@ -494,7 +494,7 @@ class CallSession:
             self._rt_ready = False
             try:
                 await asyncio.wait_for(asyncio.shield(self.finished.wait()), self.settings.bye_timeout)
-            except (TimeoutError, asyncio.TimeoutError):
+            except TimeoutError:
                 lost = Outcome("failed", "connection_lost", "The 46elks connection closed without a bye.")
                 await self.end(lost, polite=False)
             return
