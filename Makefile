@@ -31,7 +31,12 @@ test: $(BIN)/.installed-dev
 lint: $(BIN)/.installed-dev
 	$(BIN)/ruff check .
 
-bench: $(BIN)/.installed-dev
+$(BIN)/.installed-bench: $(BIN)/.installed-dev bench/requirements.txt
+	$(BIN)/pip install --quiet -r bench/requirements.txt
+	touch $@
+
+## Benchmark our server against the guide's bridge; rewrites docs/performance.md (see it for BENCH_ARGS).
+bench: $(BIN)/.installed-bench
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:

@@ -1,0 +1,1 @@
+"""The performance benchmark: our bridge against the copy-paste baseline (see docs/performance.md)."""
