@@ -52,7 +52,9 @@ async def test_many_calls_leave_nothing_behind(django_db_setup, transactional_db
 
     await asyncio.to_thread(make_assistant, "Soak", NUMBER_A, welcome_message="Hi.")
     # A fixed-size connection pool, so sockets the pool opens on demand do not look like a leak.
-    server = start_daphne(connection.settings_dict["NAME"], extra_env={**FAST_TIMEOUTS, "DB_POOL_MIN": "4", "DB_POOL_MAX": "4"})
+    server = start_daphne(
+        connection.settings_dict["NAME"], extra_env={**FAST_TIMEOUTS, "DB_POOL_MIN": "4", "DB_POOL_MAX": "4"}
+    )
     pid = server.process.pid
     try:
         async with fake_openai(server, answer_ms=200) as fake:
