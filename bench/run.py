@@ -20,6 +20,7 @@ import json
 import os
 import platform
 import secrets
+import shutil
 import sys
 import tempfile
 import time
@@ -430,6 +431,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="run the benchmark's processes SCHED_FIFO at this priority (root only): for a machine shared with "
         "other work, which then gets only what the benchmark leaves",
     )
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, profile, database)")
     parser.add_argument("--product-server", action="store_true", help="run ours as `python -m voiceagent.server`")
     o = parser.parse_args(argv)
     o.systems = [s for s in o.systems.split(",") if s]
@@ -455,11 +457,14 @@ def main(argv: list[str] | None = None) -> None:
     o.nice = procs.NICE
     procs.REALTIME = o.realtime if os.geteuid() == 0 else 0
     o.realtime = procs.REALTIME
-    results = asyncio.run(Bench(o).run())
+    bench = Bench(o)
+    results = asyncio.run(bench.run())  # on failure the work directory (logs) stays for a look
     from bench.report import write_report
 
     path = write_report(results, out)
     print(f"report: {path}")
+    if not o.keep:
+        shutil.rmtree(bench.work, ignore_errors=True)
 
 
 if __name__ == "__main__":
