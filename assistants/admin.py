@@ -142,8 +142,3 @@ class PhoneNumberAdmin(admin.ModelAdmin):
     list_filter = ("is_active", "assistant")
     search_fields = ("number", "label", "assistant__name")
     autocomplete_fields = ("assistant",)
-
-    def get_changeform_initial_data(self, request):
-        # "Map this number" links from a rejected call prefill the number.
-        initial = super().get_changeform_initial_data(request)
-        return initial

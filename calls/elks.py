@@ -10,13 +10,6 @@ from dataclasses import dataclass
 
 import orjson
 
-# 46elks → us
-HELLO = "hello"
-AUDIO = "audio"
-SYNC = "sync"
-BYE = "bye"
-KNOWN_INBOUND = frozenset({HELLO, AUDIO, SYNC, BYE})
-
 _BASE64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
 
 

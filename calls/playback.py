@@ -74,10 +74,6 @@ class Playback:
         item = self._items.get(item_id)
         return item.heard_s(now) * 1000 if item else 0.0
 
-    def received_ms(self, item_id: str) -> float:
-        item = self._items.get(item_id)
-        return item.received_bytes / self._bytes_per_ms if item else 0.0
-
     def cut(self, now: float) -> list[Cut]:
         """The caller interrupted at `now`: 46elks dropped the rest. Items cut short, oldest first."""
         cuts = []

@@ -16,7 +16,3 @@ accepting = True
 
 def count_for_number(number: str) -> int:
     return sum(1 for s in live if s.hello is not None and s.hello.to_number == number)
-
-
-def by_call_pk(call_pk: int) -> CallSession | None:
-    return next((s for s in live if s.call_pk == call_pk), None)
