@@ -40,4 +40,4 @@ bench: $(BIN)/.installed-bench
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .test-db.sqlite3
+	rm -rf $(VENV) .pytest_cache .ruff_cache .test-db-*.sqlite3*

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .models import Assistant, PhoneNumber
+from .models import Assistant
 from .phone import normalize_e164
 
 
@@ -12,9 +12,5 @@ def assistant_for_number(number: str) -> Assistant | None:
         e164 = normalize_e164(number)
     except ValueError:
         return None
-    row = (
-        PhoneNumber.objects.select_related("assistant")
-        .filter(number=e164, is_active=True, assistant__is_active=True)
-        .first()
-    )
-    return row.assistant if row else None
+    # One row at most (numbers are unique); the assistant's columns only, as a call's setup waits for it.
+    return Assistant.objects.filter(numbers__number=e164, numbers__is_active=True, is_active=True).first()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -13,11 +14,14 @@ from assistants.models import Assistant
 from assistants.phone import normalize_e164
 from assistants.realtime_config import AssistantConfig
 from assistants.selectors import assistant_for_number
-from insights.revisions import revision_for_call
-from tools.pairing import outbound_call_attach, outbound_call_claim
+from insights.revisions import revision_id_for_call
+from tools.pairing import outbound_call_attach, outbound_call_candidates, outbound_call_claim
 from tools.selectors import call_extras
 
 from .models import Call, CallDirection, CallStatus, EndReason, TranscriptEntry
+
+if TYPE_CHECKING:
+    from .session import TranscriptLine
 
 
 def _display_number(raw: str) -> str:
@@ -31,7 +35,6 @@ def _assistant(pk: int) -> Assistant | None:
     return Assistant.objects.filter(pk=pk).first()
 
 
-@transaction.atomic
 def call_start(
     *,
     call_id: str,
@@ -50,39 +53,77 @@ def call_start(
     refused, a sentence saying why and what to do about it. A browser test call (`is_test`) names
     its assistant by `assistant_id` instead of a dialled number, active or not: people try an
     assistant before they put it live. `on_assistant` is called (in this thread) as soon as the
-    assistant is known, before the row is written, so connecting to OpenAI need not wait for it.
+    assistant is known, before its revision is looked up and the row is written, so connecting to
+    OpenAI need not wait for them (its config carries no revision yet; the returned one does).
+
+    The assistant is looked up before the transaction begins: on SQLite, beginning it takes the
+    write lock, which waits for every other writer (another call's start, transcripts).
     """
-    # A call we placed (tools.OutboundCall) comes back as a WebSocket leg: the assistant that placed it answers.
-    outbound = None
-    if assistant_id is None:
-        outbound = outbound_call_claim(call_id=call_id, from_number=from_number, to_number=to_number)
-    if outbound is not None:
-        assistant = outbound.assistant
+    candidates: list[tuple[int, str]] = []
+    if assistant_id is not None:
+        assistant = _assistant(assistant_id)
     else:
-        assistant = assistant_for_number(to_number) if assistant_id is None else _assistant(assistant_id)
+        # A call we placed (tools.OutboundCall) comes back as a WebSocket leg: the assistant that placed it answers.
+        candidates = outbound_call_candidates(call_id=call_id, from_number=from_number, to_number=to_number)
+        assistant = None if candidates else assistant_for_number(to_number)
+    if assistant is not None and not refuse_reason and on_assistant is not None:
+        on_assistant(AssistantConfig.from_assistant(assistant))
+        on_assistant = None
+    return _call_record(
+        call_id=call_id,
+        from_number=from_number,
+        to_number=to_number,
+        worker=worker,
+        refuse_reason=refuse_reason,
+        refuse_detail=refuse_detail,
+        is_test=is_test,
+        assistant=assistant,
+        candidates=candidates,
+        on_assistant=on_assistant,
+    )
+
+
+@transaction.atomic
+def _call_record(
+    *,
+    call_id: str,
+    from_number: str,
+    to_number: str,
+    worker: str,
+    refuse_reason: str,
+    refuse_detail: str,
+    is_test: bool,
+    assistant: Assistant | None,
+    candidates: list[tuple[int, str]],
+    on_assistant: Callable[[AssistantConfig], None] | None,
+) -> tuple[int | None, AssistantConfig | None, str]:
+    """call_start's writes: claim the outbound call (if any), look up the revision, insert the call."""
+    outbound = outbound_call_claim(candidates=candidates) if candidates else None
+    if candidates:
+        # Claimed by another leg meanwhile, this is an ordinary call to the dialled number.
+        assistant = outbound.assistant if outbound is not None else assistant_for_number(to_number)
+        if assistant is not None and not refuse_reason and on_assistant is not None:
+            on_assistant(AssistantConfig.from_assistant(assistant))
     to_display = _display_number(to_number)
     now = timezone.now()
+    ended = dict(status=CallStatus.REJECTED, ended_at=now, duration=timedelta(0))  # a refused call ends at once
     if refuse_reason:
         reason = refuse_detail
-        fields = dict(
-            status=CallStatus.REJECTED, end_reason=refuse_reason, end_detail=reason, ended_at=now, assistant=assistant
-        )
+        fields = dict(end_reason=refuse_reason, end_detail=reason, assistant=assistant, **ended)
         assistant = None
     elif assistant is None:
         reason = (
             f"No active assistant answers {to_display}. Add this number under Phone numbers "
             f"(or activate it and its assistant) to take these calls."
         )
-        fields = dict(status=CallStatus.REJECTED, end_reason=EndReason.UNKNOWN_NUMBER, end_detail=reason, ended_at=now)
+        fields = dict(end_reason=EndReason.UNKNOWN_NUMBER, end_detail=reason, **ended)
     else:
         reason = ""
-        fields = dict(status=CallStatus.ACTIVE, assistant=assistant, last_seen_at=now)
         # The exact settings this call runs with, so its transcript can be read next to them.
-        fields["revision"] = revision_for_call(assistant)
-        assistant.current_revision_id = fields["revision"].pk
-        if on_assistant is not None:
-            # The caller can start connecting to OpenAI while the call row is written.
-            on_assistant(AssistantConfig.from_assistant(assistant))
+        assistant.current_revision_id = revision_id_for_call(assistant)
+        fields = dict(
+            status=CallStatus.ACTIVE, assistant=assistant, last_seen_at=now, revision_id=assistant.current_revision_id
+        )
     try:
         with transaction.atomic():
             call = Call.objects.create(
@@ -98,8 +139,6 @@ def call_start(
     except IntegrityError:
         return None, None, f"A call with id {call_id!r} was already recorded; a repeated hello is refused."
     if assistant is None:
-        call.duration = call.ended_at - call.started_at
-        call.save(update_fields=["duration"])
         return call.pk, None, reason
     if outbound is not None:
         outbound_call_attach(outbound, call)
@@ -119,21 +158,24 @@ def call_finish(*, call_pk: int, status: str, end_reason: str, detail: str = "")
     return True
 
 
+TRANSCRIPT_FIELDS = ["role", "text", "item_id", "interrupted", "offset_ms"]
+
+
 @transaction.atomic
-def transcript_write(*, call_pk: int, lines: Iterable) -> None:
-    """Insert or replace transcript lines by their position in the conversation."""
-    for line in lines:
-        TranscriptEntry.objects.update_or_create(
-            call_id=call_pk,
-            position=line.position,
-            defaults=dict(
-                role=line.role,
-                text=line.text,
-                item_id=line.item_id,
-                interrupted=line.interrupted,
-                offset_ms=line.offset_ms,
-            ),
-        )
+def transcript_write(*, lines: Iterable[tuple[int, TranscriptLine]]) -> int:
+    """Insert or replace transcript lines, of any number of calls, by their position in the conversation.
+
+    `lines` are (call pk, line) pairs, each pair at most once; one upsert statement writes them (in a
+    few batches where the database limits a statement's parameters). Returns how many were written.
+    """
+    entries = [
+        TranscriptEntry(call_id=call_pk, position=line.position, **{f: getattr(line, f) for f in TRANSCRIPT_FIELDS})
+        for call_pk, line in lines
+    ]
+    TranscriptEntry.objects.bulk_create(
+        entries, update_conflicts=True, unique_fields=["call", "position"], update_fields=TRANSCRIPT_FIELDS
+    )
+    return len(entries)
 
 
 def calls_heartbeat(*, call_pks: list[int]) -> None:

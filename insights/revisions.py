@@ -91,13 +91,18 @@ def revision_record(*, assistant: Assistant, user: Any = None) -> AssistantRevis
     )
 
 
-def revision_for_call(assistant: Assistant) -> AssistantRevision:
-    """The revision a starting call runs with: the latest, or a new one if the assistant was changed
-    without a save that recorded it (e.g. a bulk `update()`)."""
-    latest = AssistantRevision.objects.filter(assistant_id=assistant.pk).order_by("-number").first()
-    if latest is not None and latest.settings == snapshot(assistant):
-        return latest
-    return revision_record(assistant=assistant)
+def revision_id_for_call(assistant: Assistant) -> int:
+    """The pk of the revision a starting call runs with: the latest, or a new one if the assistant was
+    changed without a save that recorded it (e.g. a bulk `update()`)."""
+    latest = (
+        AssistantRevision.objects.filter(assistant_id=assistant.pk)
+        .order_by("-number")
+        .values_list("pk", "settings")
+        .first()
+    )
+    if latest is not None and latest[1] == snapshot(assistant):
+        return latest[0]
+    return revision_record(assistant=assistant).pk
 
 
 class RestoreError(Exception):

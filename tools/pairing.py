@@ -9,7 +9,7 @@
    number we called from or the websocket number, within OUTBOUND_PAIRING_WINDOW_SECONDS of
    placing the call; the newest such call wins.
 
-Called from `calls.services.call_start`, inside its transaction.
+Called from `calls.services.call_start`: the look-up before its transaction, the claim inside it.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 
 from assistants.phone import normalize_e164
@@ -33,25 +34,45 @@ def _e164(raw: str) -> str:
         return raw or ""
 
 
-def outbound_call_claim(*, call_id: str, from_number: str, to_number: str) -> OutboundCall | None:
-    """The pending outbound call this hello is the answered leg of, locked for update; or None."""
-    since = timezone.now() - timedelta(seconds=settings.OUTBOUND_PAIRING_WINDOW_SECONDS)
-    pending = (
-        OutboundCall.objects.select_for_update(of=("self",))
-        .select_related("assistant")
-        .filter(status__in=PENDING, call__isnull=True, created_at__gte=since, assistant__is_active=True)
-    )
-    by_id = pending.filter(elks_call_id=call_id).exclude(elks_call_id="").first()
-    if by_id is not None:
-        by_id.paired_by = "callid"
-        return by_id
+def outbound_call_candidates(*, call_id: str, from_number: str, to_number: str) -> list[tuple[int, str]]:
+    """The pending outbound calls this hello may be the answered leg of, best first, with how each matched.
+
+    Every hello asks, and nearly all are inbound calls: one light query, without a lock or the
+    assistant's columns, before the call's transaction begins; `outbound_call_claim` then locks.
+    """
     hello_from, hello_to = _e164(from_number), _e164(to_number)
+    since = timezone.now() - timedelta(seconds=settings.OUTBOUND_PAIRING_WINDOW_SECONDS)
+    rows = list(
+        OutboundCall.objects.filter(status__in=PENDING, call__isnull=True, created_at__gte=since)
+        .filter(Q(elks_call_id=call_id) | Q(to_number__in=[hello_from, hello_to]))
+        .order_by("-created_at")
+        .values_list("pk", "elks_call_id", "to_number", "from_number")
+    )
+    if not rows:
+        return []
     ours = {_e164(settings.ELKS_WEBSOCKET_NUMBER)} if settings.ELKS_WEBSOCKET_NUMBER else set()
-    for candidate in pending.filter(to_number__in=[hello_from, hello_to]).order_by("-created_at"):
-        other = hello_to if candidate.to_number == hello_from else hello_from
-        if other in ours | {candidate.from_number}:
-            candidate.paired_by = "numbers"
-            return candidate
+    # By id first, then by numbers; the newest first within each.
+    found: dict[int, str] = {pk: "callid" for pk, elks_id, _, _ in rows if elks_id and elks_id == call_id}
+    for pk, _, callee, caller_id in rows:
+        if callee in (hello_from, hello_to):
+            other = hello_to if callee == hello_from else hello_from
+            if other in ours | {caller_id}:
+                found.setdefault(pk, "numbers")
+    return list(found.items())
+
+
+def outbound_call_claim(*, candidates: list[tuple[int, str]]) -> OutboundCall | None:
+    """The first of `candidates` still pending, locked for update in the caller's transaction; or None."""
+    since = timezone.now() - timedelta(seconds=settings.OUTBOUND_PAIRING_WINDOW_SECONDS)
+    pending = OutboundCall.objects.filter(
+        status__in=PENDING, call__isnull=True, created_at__gte=since, assistant__is_active=True
+    )
+    for pk, paired_by in candidates:
+        # Checked again under the lock: another leg may have claimed it since the look-up.
+        claimed = pending.select_for_update(of=("self",)).select_related("assistant").filter(pk=pk).first()
+        if claimed is not None:
+            claimed.paired_by = paired_by
+            return claimed
     return None
 
 
