@@ -1,15 +1,20 @@
 """Channels adapters: authenticate the socket, create the session, forward frames.
 
-Deliberate deviation from Channels' defaults, for the audio path: Channels (4.2+) hops to the
-sync thread to close stale database connections before *every* message and creates a task per
-message. An audio frame touches no database, so `ElksCallConsumer` reads its socket in a plain
-loop and hands frames straight to the session; everything else (connect, disconnect,
-channel-layer messages) still goes through Channels' dispatch.
+Deliberate deviations from Channels' defaults, for the audio path:
+- Under our server (voiceagent.server), the socket's text frames go straight from the protocol
+  to the session and the session's messages straight to the socket, through the server's
+  `TextLink` (see voiceagent.fastlane): no ASGI message, queue or task per frame.
+- Elsewhere (runserver, tests), Channels (4.2+) would hop to the sync thread to close stale
+  database connections before *every* message and create a task per message. An audio frame
+  touches no database, so `ElksCallConsumer` reads its socket in a plain loop and hands frames
+  straight to the session; the session's messages are written in order by one writer task.
+Everything else (connect, disconnect, channel-layer messages) goes through Channels' dispatch.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import hmac
 import ipaddress
 import logging
@@ -21,6 +26,7 @@ from django.conf import settings
 from django.utils.module_loading import import_string
 
 from voiceagent.clientip import real_client_ip
+from voiceagent.textlink import TEXT_LINK, LinkClosed, TextLink
 
 from .observers import CallObserver, observer_factories
 from .recorder import DbCallStore
@@ -84,6 +90,9 @@ class ElksCallConsumer(AsyncWebsocketConsumer):
     is_test_call = False
     _layer_task: asyncio.Task | None = None
     _group: str | None = None
+    _link: TextLink | None = None
+    _writer: asyncio.Task | None = None
+    _send_failed = ""
 
     async def __call__(self, scope, receive, send):
         self.scope = scope
@@ -96,7 +105,7 @@ class ElksCallConsumer(AsyncWebsocketConsumer):
                 if message["type"] == "websocket.receive" and session is not None:
                     text = message.get("text")
                     if text is not None:
-                        await session.on_text(text)
+                        session.on_message(text)
                     else:
                         session.on_binary(message.get("bytes"))
                 else:
@@ -124,12 +133,16 @@ class ElksCallConsumer(AsyncWebsocketConsumer):
             log.warning("refused a call socket from %s: not in ELKS_ALLOWED_IPS", client)
             await self.close()
             return
-        await self.accept()
         self.start_session()
+        await self.accept()
 
     def start_session(self) -> None:
+        """Create the call's session; called before accepting, so the link is in place before any frame."""
+        self._link = (self.scope.get("extensions") or {}).get(TEXT_LINK)
+        if self._link is None:
+            self._outbox: collections.deque[bytes] = collections.deque()
         self.session = CallSession(
-            send=self._send_text,
+            send=self._send_message,
             close=self._close,
             store=call_store(),
             settings=session_settings(),
@@ -138,6 +151,8 @@ class ElksCallConsumer(AsyncWebsocketConsumer):
             is_test=self.is_test_call,
         )
         self.session.start()
+        if self._link is not None:
+            self._link.receive_with(self.session.on_message)
 
     def join_call_group(self, call_pk: int | None) -> None:
         if self.channel_layer is None or call_pk is None:
@@ -179,13 +194,32 @@ class ElksCallConsumer(AsyncWebsocketConsumer):
         """Called when the socket closes, however it closes."""
         await self._cleanup()
 
-    async def _send_text(self, text: str) -> None:
-        try:
-            await self.base_send({"type": "websocket.send", "text": text})
-        except Exception as exc:  # daphne raises when the socket is already closed
-            raise CallerGone(str(exc)) from exc
+    def _send_message(self, message: bytes) -> None:
+        if self._link is not None:
+            try:
+                self._link.send(message)
+            except LinkClosed as exc:
+                raise CallerGone(str(exc)) from None
+            return
+        if self._send_failed:
+            raise CallerGone(self._send_failed)
+        self._outbox.append(message)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.ensure_future(self._write_outbox())
+
+    async def _write_outbox(self) -> None:
+        """Without the link: the session's messages, in order, as ASGI messages."""
+        while self._outbox:
+            message = self._outbox.popleft()
+            try:
+                await self.base_send({"type": "websocket.send", "text": message.decode()})
+            except Exception as exc:  # the server raises when the socket is already closed
+                self._send_failed = str(exc) or type(exc).__name__
+                self._outbox.clear()
 
     async def _close(self) -> None:
+        if self._writer is not None:
+            await self._writer
         await self.base_send({"type": "websocket.close"})
 
     async def _cleanup(self) -> None:

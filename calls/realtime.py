@@ -2,6 +2,11 @@
 
 Only `Authorization: Bearer` is sent: the beta header makes the server close the socket with
 4000. Events are JSON text frames; the caller's audio is appended without being decoded.
+
+websockets does the handshake, pings, closing and frame parsing. On the audio path the client
+goes around its message queue and its send lock: each event is handed to `on_event` in the step
+that parsed it, and events are written to the socket at once, from plain (not async) calls. A
+call's events are then handled in order with no task switch per frame, in either direction.
 """
 
 from __future__ import annotations
@@ -9,13 +14,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI, WebSocketException
+from websockets.exceptions import InvalidStatus, InvalidURI, WebSocketException
+from websockets.frames import Opcode
+from websockets.protocol import Event, State
+
+from .wsframes import client_text_frame
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +37,10 @@ BENIGN_ERROR_MESSAGES = (
     "Only model output audio messages can be truncated",
 )
 BENIGN_ERROR_CODES = frozenset({"response_cancel_not_active", "conversation_already_has_active_response"})
+# Caller audio is dropped rather than queued once this much is waiting for OpenAI to read it
+# (about 30 s of 24 kHz audio): a session that stopped reading must not grow our memory.
+MAX_UNSENT_BYTES = 2 * 1024 * 1024
+_APPEND_HEAD = b'{"type":"input_audio_buffer.append","audio":"'
 
 
 class RealtimeError(Exception):
@@ -66,20 +80,70 @@ def redact(text: str, secret: str) -> str:
     return text.replace(secret, "***") if secret else text
 
 
+class _EventConnection(ClientConnection):
+    """websockets' client connection, handing each text message to `on_message` as soon as it is parsed.
+
+    The stock connection queues messages for `recv()` and wakes a reader task for each; control
+    frames and the handshake still go through it.
+    """
+
+    def __init__(self, *args: Any, on_message: Callable[[bytes], None], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.on_message = on_message
+        self._fragments: list[bytes] | None = None  # a fragmented text message so far
+
+    def process_event(self, event: Event) -> None:
+        if self.response is None:  # the handshake's response
+            super().process_event(event)
+            return
+        opcode = event.opcode
+        if opcode is Opcode.TEXT:
+            if event.fin:
+                self.on_message(event.data)
+            else:
+                self._fragments = [event.data]
+        elif opcode is Opcode.CONT:
+            if self._fragments is not None:  # else the rest of a binary message, ignored with it
+                self._fragments.append(event.data)
+                if event.fin:
+                    data, self._fragments = b"".join(self._fragments), None
+                    self.on_message(data)
+        elif opcode is Opcode.BINARY:
+            log.warning("openai sent a binary frame (%d bytes); ignored", len(event.data))
+        else:
+            super().process_event(event)
+
+
 class RealtimeClient:
     """One Realtime session. Create with `await RealtimeClient.connect(...)`."""
 
-    def __init__(self, ws: ClientConnection) -> None:
-        self._ws = ws
+    def __init__(self, on_event: Callable[[dict[str, Any]], None]) -> None:
+        self._on_event = on_event
+        self._ws: _EventConnection | None = None
+        self._transport: asyncio.WriteTransport | None = None
         self.close_code: int | None = None
         self.close_reason: str = ""
         self.received_at = 0.0  # monotonic time the latest event came off the socket (bridge latency)
+        self.audio_dropped = 0  # caller audio not sent because OpenAI stopped reading
 
     @classmethod
-    async def connect(cls, url: str, *, api_key: str, model: str, timeout: float = 10.0) -> RealtimeClient:
-        """Open the socket; RealtimeError with a readable reason when that fails."""
+    async def connect(
+        cls,
+        url: str,
+        *,
+        api_key: str,
+        model: str,
+        on_event: Callable[[dict[str, Any]], None],
+        timeout: float = 10.0,
+    ) -> RealtimeClient:
+        """Open the socket; RealtimeError with a readable reason when that fails.
+
+        `on_event` gets every server event (a dict with a string `type`) from the moment the socket
+        opens, on the event loop; it must not raise.
+        """
         if not api_key:
             raise RealtimeError("OPENAI_API_KEY is not set.", code="no_api_key")
+        client = cls(on_event)
         full_url = realtime_url(url, model)
         try:
             ws = await connect(
@@ -87,10 +151,10 @@ class RealtimeClient:
                 additional_headers={"Authorization": f"Bearer {api_key}"},
                 open_timeout=timeout,
                 max_size=16 * 1024 * 1024,
-                # The default 16-frame queue is plenty; deltas are consumed as fast as they come.
                 compression=None,
                 ping_interval=20,
                 ping_timeout=20,
+                create_connection=partial(_EventConnection, on_message=client._on_message),
             )
         except InvalidStatus as exc:
             status = exc.response.status_code
@@ -107,45 +171,40 @@ class RealtimeClient:
             raise RealtimeError(
                 f"Could not connect to OpenAI ({type(exc).__name__}: {redact(str(exc), api_key)}).", code="unreachable"
             ) from None
-        return cls(ws)
+        client._ws = ws
+        client._transport = ws.transport
+        return client
 
-    async def send(self, event: dict[str, Any]) -> None:
-        await self.send_text(orjson.dumps(event).decode())
-
-    async def send_text(self, text: str) -> None:
-        """Send one event; on a closed socket this does nothing: `events()` ends and says why."""
+    def _on_message(self, raw: bytes) -> None:
+        self.received_at = time.monotonic()
         try:
-            await self._ws.send(text)
-        except ConnectionClosed:
-            pass
+            event = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            log.warning("openai sent a frame that is not JSON (%d bytes); ignored", len(raw))
+            return
+        if isinstance(event, dict) and isinstance(event.get("type"), str):
+            self._on_event(event)
+        else:
+            log.warning("openai sent JSON without a type; ignored")
 
-    async def append_audio(self, b64: str) -> None:
-        """Forward caller audio; the base64 was checked by the 46elks parser."""
-        try:
-            await self._ws.send('{"type":"input_audio_buffer.append","audio":"' + b64 + '"}')
-        except ConnectionClosed:
-            pass
+    def send(self, event: dict[str, Any]) -> None:
+        """Send one client event now; on a closing socket it is dropped (`wait_closed()` ends and says why)."""
+        if self._ws.protocol.state is State.OPEN:
+            self._transport.write(client_text_frame(orjson.dumps(event)))
 
-    async def events(self) -> AsyncIterator[dict[str, Any]]:
-        """Server events until the socket closes; non-JSON frames are logged and skipped."""
-        try:
-            async for raw in self._ws:
-                self.received_at = time.monotonic()
-                try:
-                    event = orjson.loads(raw)
-                except orjson.JSONDecodeError:
-                    log.warning("openai sent a frame that is not JSON (%d bytes); ignored", len(raw))
-                    continue
-                if isinstance(event, dict) and isinstance(event.get("type"), str):
-                    yield event
-                else:
-                    log.warning("openai sent JSON without a type; ignored")
-        except ConnectionClosed:
-            pass
-        finally:
-            self._record_close()
+    def append_audio(self, b64: bytes) -> None:
+        """Forward caller audio (base64, checked by the 46elks parser), unless OpenAI stopped reading."""
+        transport = self._transport
+        if self._ws.protocol.state is not State.OPEN:
+            return
+        if transport.get_write_buffer_size() > MAX_UNSENT_BYTES:
+            self.audio_dropped += 1
+            return
+        transport.write(client_text_frame(_APPEND_HEAD + b64 + b'"}'))
 
-    def _record_close(self) -> None:
+    async def wait_closed(self) -> None:
+        """Return when the socket is closed, whoever closed it; `close_code` and `close_reason` then say how."""
+        await self._ws.wait_closed()
         self.close_code = self._ws.close_code or 1006
         self.close_reason = self._ws.close_reason or ""
 

@@ -1,7 +1,10 @@
 """One phone call: 46elks on one side, an OpenAI Realtime session on the other.
 
-Plain asyncio; it knows nothing of Channels. The consumer hands it every frame 46elks sends and
-gives it a function to send frames back. Records are written through a `CallStore`, which queues
+Plain asyncio; it knows nothing of Channels. The consumer hands it every message 46elks sends and
+gives it a function that sends messages back; the OpenAI client hands it every event. On the
+audio path all of it is plain calls, not coroutines: a frame is read, checked and written on in
+one step, with no task switch and no await. Whatever must wait (the database, OpenAI's answer,
+a goodbye) runs in tasks of its own. Records are written through a `CallStore`, which queues
 them: nothing on the audio path waits for the database.
 """
 
@@ -11,6 +14,7 @@ import asyncio
 import collections
 import logging
 import time
+from asyncio import FIRST_COMPLETED
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -57,6 +61,10 @@ class TranscriptLine:
 
 class CallerGone(Exception):
     """Sending to 46elks failed: the caller's side of the call is gone."""
+
+
+Send = Callable[[bytes], None]
+"""Sends one message to 46elks now (it must not block); raises CallerGone once the socket is closing."""
 
 
 class CallStore(Protocol):
@@ -112,8 +120,8 @@ class ToolRunner(Protocol):
 ToolRunnerFactory = Callable[["CallSession"], "ToolRunner | None"]
 ObserverFactories = list[Callable[["CallSession"], "CallObserver | None"]]
 
-# Outcomes that need no detail text.
 CALLER_HANGUP = Outcome("completed", "caller_hangup")
+CONNECTION_LOST = Outcome("failed", "connection_lost", "The 46elks connection closed without a bye.")
 GOODBYE = "Say a short, friendly goodbye to the caller now, in the language of the conversation."
 SILENCE_REPROMPT = (
     "The caller has been silent for a while. Briefly and kindly check whether they are still there, "
@@ -135,7 +143,7 @@ class CallSession:
     def __init__(
         self,
         *,
-        send: Callable[[str], Awaitable[None]],
+        send: Send,
         close: Callable[[], Awaitable[None]],
         store: CallStore,
         settings: SessionSettings,
@@ -167,7 +175,9 @@ class CallSession:
         self._rt: RealtimeClient | None = None
         self._connect_task: asyncio.Future[RealtimeClient] | None = None
         self._rt_ready = False
-        self._pending_audio: collections.deque[str] = collections.deque()
+        self._setup_waiter: asyncio.Future[str] | None = None  # what was wrong with our session.update, or ""
+        self._opening: asyncio.Task | None = None  # the hello being handled
+        self._pending_audio: collections.deque[str] = collections.deque()  # unchecked, until OpenAI is ready
         self._pending_bytes = 0
         self._bytes_per_sample = 2
         self.playback: Playback | None = None
@@ -197,6 +207,7 @@ class CallSession:
         self._response_idle = asyncio.Event()
         self._response_idle.set()
         self._first_audio_sent: str | None = None  # response whose first audio went out
+        self._caller_gone = False  # a send to 46elks failed
         self._end_after_reply: Outcome | None = None
         self._window_start = 0.0
         self._window_count = 0
@@ -213,8 +224,8 @@ class CallSession:
         """Called once the socket is accepted: 46elks must say hello soon."""
         self._hello_timer = asyncio.get_running_loop().call_later(self.settings.hello_timeout, self._no_hello)
 
-    async def on_text(self, text: str) -> None:
-        """Called for every text frame from 46elks."""
+    def on_message(self, data: bytes | str) -> None:
+        """Called for every message from 46elks (UTF-8 bytes, or text), in order; returns at once."""
         now = self._now()
         if now - self._window_start >= 1.0:
             self._close_rate_window(now)
@@ -222,33 +233,33 @@ class CallSession:
         if self._window_count > self._max_rate:
             self.problems["messages over the rate limit (dropped)"] += 1
             return
-        if len(text) > self._max_message:
-            self._problem("oversized message", f"{len(text)} bytes (limit {self._max_message})")
+        if len(data) > self._max_message:
+            self._problem("oversized message", f"{len(data)} bytes (limit {self._max_message})")
             return
         try:
-            msg = elks.parse(text)
+            msg = elks.parse(data)
             t = msg["t"]
             if t == "audio":
                 if self._rt_ready:
-                    data = elks.audio_payload(msg, self._bytes_per_sample)
-                    await self._rt.append_audio(data)
+                    b64 = elks.audio_bytes(msg.get("data"), self._bytes_per_sample)
+                    self._rt.append_audio(b64)
                     self.stats["audio_in"] += 1
                     if self._audio_observers:
-                        self._notify_audio("caller_audio", data)
+                        self._notify_audio("caller_audio", b64)
                 else:
-                    self._buffer_audio(msg)
+                    self._buffer_audio(msg.get("data"))
             elif t == "sync":
                 self._on_sync()
             elif t == "hello":
-                await self._on_hello(msg)
+                self._on_hello(msg)
             elif t == "bye":
                 self._on_elks_bye(msg)
             else:
                 self._problem("unknown message type", repr(t)[:40])
         except elks.ProtocolError as exc:
             self._problem("bad message", str(exc))
-        except CallerGone:
-            pass  # the socket is closing; its disconnect ends the call
+        except Exception:  # a bug of ours must cost one message, not the call
+            log.exception("call %s: handling a 46elks message failed", self.hello.callid if self.hello else "-")
 
     def _close_rate_window(self, now: float) -> None:
         """Once a second: a caller over the message rate for 5 seconds running is ended politely."""
@@ -261,6 +272,11 @@ class CallSession:
             self._flood_seconds = 0
         self._window_start = now
         self._window_count = 0
+
+    async def opened(self) -> None:
+        """Return once the hello (if one came) is handled: the call is recorded, or refused."""
+        if self._opening is not None:
+            await asyncio.shield(self._opening)
 
     def on_binary(self, data: bytes | None) -> None:
         """46elks speaks JSON text only; binary frames are ignored."""
@@ -275,7 +291,7 @@ class CallSession:
         if self._elks_bye.is_set() or self._bye_sent:
             outcome = None  # the ending already under way decides
         else:
-            outcome = Outcome("failed", "connection_lost", "The 46elks connection closed without a bye.")
+            outcome = CONNECTION_LOST
         self._elks_bye.set()  # nothing more will come
         await self.end(outcome or CALLER_HANGUP, polite=False)
 
@@ -293,7 +309,7 @@ class CallSession:
 
     # ------------------------------------------------------------------ 46elks side
 
-    async def _on_hello(self, msg: dict) -> None:
+    def _on_hello(self, msg: dict) -> None:
         if self.hello is not None:
             self._problem("second hello", "ignored")
             return
@@ -303,13 +319,25 @@ class CallSession:
         log.info("call %s: hello from %s to %s", hello.callid, hello.from_number, hello.to_number)
         refuse = self._over_limit(hello)
         registry.live.add(self)  # from now on it counts against the limits
+        self._opening = self._spawn(self._open(hello, refuse))
+
+    async def _open(self, hello: elks.Hello, refuse: Outcome | None) -> None:
+        """Record the call and find its assistant; meanwhile 46elks' messages keep coming (audio is kept)."""
+        try:
+            await self._open_call(hello, refuse)
+        except Exception as exc:
+            log.exception("call %s: could not be set up", hello.callid)
+            self._cancel_early_connect()
+            self._spawn(self.end(Outcome("failed", "internal_error", f"{type(exc).__name__}: {exc}"), polite=False))
+
+    async def _open_call(self, hello: elks.Hello, refuse: Outcome | None) -> None:
         opened = await self.store.open(hello, refuse=refuse, on_assistant=self._prepare)
         self.call_pk = opened.call_pk
         if opened.assistant is None:
             self._cancel_early_connect()
             log.warning("call %s refused: %s", hello.callid, opened.refusal)
             self.outcome = Outcome("rejected", "refused", opened.refusal)
-            await self._send_bye()
+            self._send_bye()
             self._spawn(self._wait_elks_bye_then_close())
             return
         if self.config is None:
@@ -324,19 +352,20 @@ class CallSession:
         fmt = cfg.format
         self._bytes_per_sample = fmt.bytes_per_sample
         self.playback = Playback(fmt.bytes_per_ms)
-        self._spawn(self._declare_formats(fmt.name))
+        self._declare_formats(fmt.name)
         self._connect_task = asyncio.ensure_future(
             self._connect(
                 self.settings.openai_url,
                 api_key=self.settings.openai_api_key,
                 model=cfg.model,
                 timeout=self.settings.setup_timeout,
+                on_event=self._on_openai_event,
             )
         )
 
-    async def _declare_formats(self, fmt: str) -> None:
-        await self._safe_send(elks.listening(fmt))
-        await self._safe_send(elks.sending(fmt))
+    def _declare_formats(self, fmt: str) -> None:
+        self._safe_send(elks.listening(fmt))
+        self._safe_send(elks.sending(fmt))
 
     def _cancel_early_connect(self) -> None:
         task, self._connect_task = self._connect_task, None
@@ -386,19 +415,30 @@ class CallSession:
             return Outcome("rejected", "limit", detail)
         return None
 
-    def _buffer_audio(self, msg: dict) -> None:
-        if self.config is None:
+    def _buffer_audio(self, data: object) -> None:
+        """Keep caller audio while the assistant is looked up and OpenAI connects; it is checked when sent."""
+        if self.hello is None:
             self._problem("audio before hello", "ignored")
             return
         if self._ending is not None:
             return
-        data = elks.audio_payload(msg, self._bytes_per_sample)
+        elks.audio_bytes(data, self._bytes_per_sample if self.config is not None else 1)
         self._pending_audio.append(data)
         self._pending_bytes += elks.base64_nbytes(data)
-        limit = self.settings.max_buffered_audio_s * 1000 * self.config.format.bytes_per_ms
+        # Until the assistant (and so the format) is known, allow for the densest one.
+        bytes_per_ms = self.config.format.bytes_per_ms if self.config is not None else 48
+        limit = self.settings.max_buffered_audio_s * 1000 * bytes_per_ms
         while self._pending_bytes > limit and self._pending_audio:
             self._pending_bytes -= elks.base64_nbytes(self._pending_audio.popleft())
             self.problems["caller audio dropped while connecting"] += 1
+
+    def _send_buffered_audio(self) -> None:
+        while self._pending_audio:
+            try:
+                self._rt.append_audio(elks.audio_bytes(self._pending_audio.popleft(), self._bytes_per_sample))
+            except elks.ProtocolError as exc:
+                self._problem("bad message", str(exc))
+        self._pending_bytes = 0
 
     def _on_sync(self) -> None:
         if not self._syncs:
@@ -429,14 +469,14 @@ class CallSession:
             outcome = Outcome("completed", "caller_hangup", message)
         self._ending = asyncio.ensure_future(self._end(outcome, polite=False))
 
-    async def _send_bye(self) -> None:
+    def _send_bye(self) -> None:
         if not self._bye_sent:
             self._bye_sent = True
-            await self._safe_send(elks.BYE_MSG)
+            self._safe_send(elks.BYE_MSG)
 
-    async def _safe_send(self, text: str) -> None:
+    def _safe_send(self, message: bytes) -> None:
         try:
-            await self._send(text)
+            self._send(message)
         except Exception as exc:  # the socket may already be gone while we end
             log.debug("send to 46elks failed: %s", exc)
 
@@ -444,7 +484,7 @@ class CallSession:
         """Ask 46elks to confirm that everything sent so far has played."""
         waiter = asyncio.get_running_loop().create_future()
         self._syncs.append((self._audio_seq, waiter))
-        await self._safe_send(elks.SYNC_MSG)
+        self._safe_send(elks.SYNC_MSG)
         try:
             await asyncio.wait_for(asyncio.shield(waiter), timeout)
             return True
@@ -454,7 +494,7 @@ class CallSession:
     def _request_sync(self) -> None:
         """A sync nobody waits for: its answer tells the playback estimate that the queue ran dry."""
         self._syncs.append((self._audio_seq, None))
-        self._spawn(self._safe_send(elks.SYNC_MSG))
+        self._safe_send(elks.SYNC_MSG)
 
     # ------------------------------------------------------------------ OpenAI side
 
@@ -470,75 +510,101 @@ class CallSession:
         if self._ending is not None:
             await rt.close()
             return
-        events = rt.events()
+        closed = asyncio.ensure_future(rt.wait_closed())
         try:
             tools = self.tools.definitions() if self.tools is not None else None
-            await rt.send(session_update(cfg, tools=tools))
-            problem = await self._await_session_updated(cfg, events)
+            rt.send(session_update(cfg, tools=tools))
+            problem = await self._await_session_updated(closed)
             if problem:
                 log.error("call %s: %s", hello.callid, problem)
                 await self.end(Outcome("failed", "openai_error", problem), polite=True)
                 return
-            self._rt_ready = True
-            while self._pending_audio:
-                await rt.append_audio(self._pending_audio.popleft())
-            self._pending_bytes = 0
-            first = greeting(cfg)
-            if first is not None:
-                await rt.send(first)
-            self._start_timers(cfg)
-            await self._read_events(events)
-            self._rt_ready = False
-        except CallerGone:
-            # 46elks' side is gone; its bye or disconnect, still in the consumer's queue, says how.
-            self._rt_ready = False
-            try:
-                await asyncio.wait_for(asyncio.shield(self.finished.wait()), self.settings.bye_timeout)
-            except TimeoutError:
-                lost = Outcome("failed", "connection_lost", "The 46elks connection closed without a bye.")
-                await self.end(lost, polite=False)
-            return
+            await closed
         except Exception as exc:
-            if isinstance(exc, asyncio.CancelledError):
-                raise
             log.exception("call %s: bridge failed", hello.callid)
             await self.end(Outcome("failed", "internal_error", f"{type(exc).__name__}: {exc}"), polite=True)
             return
-        if self._ending is None:
+        finally:
+            closed.cancel()
+        self._rt_ready = False
+        if self._ending is None and not self._caller_gone:
             detail = self._last_error or "OpenAI closed the session"
             detail += f" (close code {rt.close_code}{': ' + rt.close_reason if rt.close_reason else ''})"
             log.error("call %s: %s", hello.callid, detail)
             await self.end(Outcome("failed", "openai_error", detail), polite=True)
 
-    async def _await_session_updated(self, cfg: AssistantConfig, events) -> str:
-        """Wait for `session.updated` and check it; a sentence for the record when it went wrong."""
+    async def _await_session_updated(self, closed: asyncio.Future) -> str:
+        """Wait until OpenAI answers our `session.update`; a sentence for the record when it went wrong."""
+        waiter = self._setup_waiter = asyncio.get_running_loop().create_future()
         try:
-            async with asyncio.timeout(self.settings.setup_timeout):
-                async for event in events:
-                    kind = event["type"]
-                    if kind == "session.updated":
-                        return echoed_formats_match(cfg, event.get("session") or {}) or ""
-                    if kind == "error":
-                        error = event.get("error") or {}
-                        return f"OpenAI rejected the session settings: {error.get('message') or error}"
-        except TimeoutError:
+            await asyncio.wait((waiter, closed), timeout=self.settings.setup_timeout, return_when=FIRST_COMPLETED)
+        finally:
+            self._setup_waiter = None
+        if waiter.done():
+            return waiter.result()
+        if not closed.done():
             return f"OpenAI did not confirm the session settings within {self.settings.setup_timeout:g} s."
         return "OpenAI closed the connection before the session was configured" + (
             f" (close code {self._rt.close_code}: {self._rt.close_reason})" if self._rt.close_code else ""
         )
 
-    async def _read_events(self, events) -> None:
-        handlers = self._handlers
-        async for event in events:
-            kind = event["type"]
-            if kind == "response.output_audio.delta":
-                await self._on_audio_delta(event)
-                continue
-            handler = handlers.get(kind)
-            if handler is not None:
-                await handler(self, event)
+    def _on_openai_event(self, event: dict) -> None:
+        """Called by the OpenAI client for each event, in the step that read it off the socket."""
+        kind = event["type"]
+        try:
+            if not self._rt_ready:
+                waiter = self._setup_waiter
+                if waiter is not None and not waiter.done() and kind in ("session.updated", "error"):
+                    waiter.set_result(self._on_session_answer(event))
+            elif kind == "response.output_audio.delta":
+                self._on_audio_delta(event)
+            else:
+                handler = self._handlers.get(kind)
+                if handler is not None:
+                    handler(self, event)
+        except CallerGone:
+            self._lose_caller()
+        except Exception as exc:
+            log.exception("call %s: handling OpenAI's %s failed", self.hello.callid, kind)
+            self._rt_ready = False
+            self._spawn(self.end(Outcome("failed", "internal_error", f"{type(exc).__name__}: {exc}"), polite=True))
 
-    async def _on_audio_delta(self, event: dict) -> None:
+    def _on_session_answer(self, event: dict) -> str:
+        """OpenAI answered our `session.update`: check it and, if it is right, start relaying at once.
+
+        At once, not when the task waiting for it resumes: the events that follow in the same
+        read must find the call ready.
+        """
+        cfg = self.config
+        if event["type"] == "error":
+            error = event.get("error") or {}
+            return f"OpenAI rejected the session settings: {error.get('message') or error}"
+        problem = echoed_formats_match(cfg, event.get("session") or {})
+        if problem:
+            return problem
+        self._rt_ready = True
+        self._send_buffered_audio()
+        first = greeting(cfg)
+        if first is not None:
+            self._rt.send(first)
+        self._start_timers(cfg)
+        return ""
+
+    def _lose_caller(self) -> None:
+        """A send to 46elks failed: stop relaying. 46elks' bye or the disconnect, on its way, says how it ended."""
+        if self._caller_gone:
+            return
+        self._caller_gone = True
+        self._rt_ready = False
+        self._spawn(self._end_if_caller_silent())
+
+    async def _end_if_caller_silent(self) -> None:
+        try:
+            await asyncio.wait_for(asyncio.shield(self.finished.wait()), self.settings.bye_timeout)
+        except TimeoutError:
+            await self.end(CONNECTION_LOST, polite=False)
+
+    def _on_audio_delta(self, event: dict) -> None:
         if event.get("response_id") == self._muted_response:
             return  # the rest of an answer the caller interrupted
         delta = event.get("delta")
@@ -547,12 +613,12 @@ class CallSession:
             return
         if self._need_sending:
             self._need_sending = False
-            await self._send(elks.sending(self.config.audio_format))
+            self._send(elks.sending(self.config.audio_format))
         now = self._now()
         self.playback.add(event.get("item_id") or "", elks.base64_nbytes(delta), now)
         self._audio_seq += 1
         self.stats["audio_out"] += 1
-        await self._send(elks.audio(delta))
+        self._send(elks.audio(delta))
         response_id = event.get("response_id")
         if response_id != self._first_audio_sent:
             self._first_audio_sent = response_id
@@ -560,7 +626,7 @@ class CallSession:
         if self._audio_observers:
             self._notify_audio("assistant_audio", delta)
 
-    async def _on_speech_started(self, event: dict) -> None:
+    def _on_speech_started(self, event: dict) -> None:
         self._silence_stage = 0
         if self._silence_timer is not None:
             self._silence_timer.cancel()
@@ -571,14 +637,14 @@ class CallSession:
         if not self.playback.audible(now):
             return
         # The caller talks over the assistant: stop playback now, then fix the model's memory.
-        await self._send(elks.INTERRUPT)
+        self._send(elks.INTERRUPT)
         self._need_sending = True
         self._muted_response = self._current_response
         self.stats["interrupts"] += 1
         self._notify("interrupted", now)
         for cut in self.playback.cut(now):
             self._interrupted[cut.item_id] = (cut.heard_ms, cut.received_ms)
-            await self._rt.send(
+            self._rt.send(
                 {
                     "type": "conversation.item.truncate",
                     "item_id": cut.item_id,
@@ -589,7 +655,7 @@ class CallSession:
             self.stats["truncates"] += 1
             self._write_assistant(cut.item_id)
 
-    async def _on_response_created(self, event: dict) -> None:
+    def _on_response_created(self, event: dict) -> None:
         self._current_response = (event.get("response") or {}).get("id")
         self._response_active = True
         self._response_idle.clear()
@@ -599,7 +665,7 @@ class CallSession:
         """When the OpenAI event being handled came off the socket (where the bridge's own delay starts)."""
         return self._rt.received_at if self._rt is not None else None
 
-    async def _on_response_done(self, event: dict) -> None:
+    def _on_response_done(self, event: dict) -> None:
         response = event.get("response") or {}
         self._response_active = False
         self._response_idle.set()
@@ -660,7 +726,7 @@ class CallSession:
                 self.hello.callid,
                 self.config.silence_timeout_seconds,
             )
-            self._spawn(self._rt.send({"type": "response.create", "response": {"instructions": SILENCE_REPROMPT}}))
+            self._rt.send({"type": "response.create", "response": {"instructions": SILENCE_REPROMPT}})
         else:
             outcome = Outcome("completed", "silence", "The caller stayed silent after a reminder.")
             self._spawn(self.say_goodbye_and_end(outcome))
@@ -683,16 +749,16 @@ class CallSession:
         try:
             await asyncio.wait_for(self._response_idle.wait(), 5)
         except TimeoutError:
-            await self._rt.send({"type": "response.cancel"})
+            self._rt.send({"type": "response.cancel"})
         self._end_after_reply = outcome
-        await self._rt.send({"type": "response.create", "response": {"instructions": instructions}})
+        self._rt.send({"type": "response.create", "response": {"instructions": instructions}})
         await self.finished.wait()
 
     def end_after_reply(self, outcome: Outcome) -> None:
         """End the call once the assistant's next reply has been heard to the end (a goodbye)."""
         self._end_after_reply = outcome
 
-    async def _on_function_call(self, event: dict) -> None:
+    def _on_function_call(self, event: dict) -> None:
         self._spawn(
             self._run_tool(
                 str(event.get("name") or ""), str(event.get("arguments") or "{}"), str(event.get("call_id") or "")
@@ -713,16 +779,17 @@ class CallSession:
                 output = orjson_dumps({"error": f"the {name} tool failed: {type(exc).__name__}"})
         if self._rt is None or self._ending is not None:
             return
-        await self._rt.send(
+        self._rt.send(
             {
                 "type": "conversation.item.create",
                 "item": {"type": "function_call_output", "call_id": call_id, "output": output},
             }
         )
         await self._response_idle.wait()
-        await self._rt.send({"type": "response.create"})
+        if self._rt_ready:
+            self._rt.send({"type": "response.create"})
 
-    async def _on_item_seen(self, event: dict) -> None:
+    def _on_item_seen(self, event: dict) -> None:
         item = event.get("item") or {}
         item_id = item.get("id") or event.get("item_id")
         if item_id and item_id not in self._positions:
@@ -731,35 +798,35 @@ class CallSession:
             if item.get("role") == "assistant":
                 self._assistant_text.setdefault(item_id, [])
 
-    async def _on_committed(self, event: dict) -> None:
-        await self._on_item_seen({"item_id": event.get("item_id")})
+    def _on_committed(self, event: dict) -> None:
+        self._on_item_seen({"item_id": event.get("item_id")})
 
-    async def _on_transcript_delta(self, event: dict) -> None:
+    def _on_transcript_delta(self, event: dict) -> None:
         item_id = event.get("item_id")
         if item_id:
             self._assistant_text.setdefault(item_id, []).append(str(event.get("delta") or ""))
 
-    async def _on_transcript_done(self, event: dict) -> None:
+    def _on_transcript_done(self, event: dict) -> None:
         item_id = event.get("item_id")
         if item_id:
             self._assistant_final[item_id] = str(event.get("transcript") or "")
             self._write_assistant(item_id)
 
-    async def _on_speech_stopped(self, event: dict) -> None:
+    def _on_speech_stopped(self, event: dict) -> None:
         self._notify("speech_stopped", self._now())
         self._arm_silence()
 
-    async def _on_caller_transcript(self, event: dict) -> None:
+    def _on_caller_transcript(self, event: dict) -> None:
         self._notify("transcription_done", event)
         item_id = event.get("item_id") or ""
         text = str(event.get("transcript") or "").strip()
         self._write_line(item_id, "caller", text or "(nothing recognisable)")
 
-    async def _on_caller_transcript_failed(self, event: dict) -> None:
+    def _on_caller_transcript_failed(self, event: dict) -> None:
         error = (event.get("error") or {}).get("message") or "transcription failed"
         self._write_line(event.get("item_id") or "", "caller", f"(could not be transcribed: {error})")
 
-    async def _on_error(self, event: dict) -> None:
+    def _on_error(self, event: dict) -> None:
         error = event.get("error") or {}
         if is_benign_error(error):
             log.debug("call %s: benign openai error: %s", self.hello.callid, error.get("message"))
@@ -771,7 +838,7 @@ class CallSession:
         self._problem("openai error", self._last_error[:300])
         self._notify("openai_error", error)
 
-    _handlers: dict[str, Callable[[CallSession, dict], Awaitable[None]]] = {
+    _handlers: dict[str, Callable[[CallSession, dict], None]] = {
         "input_audio_buffer.speech_started": _on_speech_started,
         "input_audio_buffer.committed": _on_committed,
         "input_audio_buffer.speech_stopped": _on_speech_stopped,
@@ -830,6 +897,8 @@ class CallSession:
         await asyncio.shield(self._ending)
 
     async def _end(self, outcome: Outcome, *, polite: bool) -> None:
+        if self._opening is not None and not self._opening.done():
+            await asyncio.wait((self._opening,))  # the call's record and assistant, so the ending can be recorded
         self.outcome = self.outcome or outcome
         self._cancel_timers()
         if self in registry.live:
@@ -840,7 +909,7 @@ class CallSession:
             if polite and not self._elks_bye.is_set():
                 if self.playback is not None and self.playback.audible(self._now()):
                     await self._sync(self.playback.remaining_s(self._now()) + 2.0)
-                await self._send_bye()
+                self._send_bye()
             await self._close_realtime()
             if self._bye_sent and not self._elks_bye.is_set():
                 try:

@@ -18,7 +18,7 @@ from assistants.models import Assistant
 from calls.consumers import ElksCallConsumer, call_group
 from calls.elks import Hello
 from calls.recorder import run_db
-from calls.session import Opened, Outcome, TranscriptLine
+from calls.session import CallerGone, Opened, Outcome, TranscriptLine
 
 from . import rendering, selectors
 from .broadcast import GROUP
@@ -178,12 +178,16 @@ class BrowserCallConsumer(ElksCallConsumer):
             log.info("refused a browser test call to assistant %s", assistant_id)
             await self.close()
             return
-        await self.accept()
         self.start_session()
         self.session.store = TestCallStore(self.session.store, assistant_id)
+        await self.accept()
         callid = f"browser-{uuid.uuid4().hex}"
         hello = {"t": "hello", "callid": callid, "from": f"browser:{user.get_username()}"[:32], "to": to}
-        await self.session.on_text(orjson.dumps(hello).decode())
+        self.session.on_message(orjson.dumps(hello))
+        await self.session.opened()
         if self.session.call_pk is not None:
             # Not a 46elks message: tells the page which call to follow on the dashboard socket.
-            await self._send_text(orjson.dumps({"t": "info", "call": self.session.call_pk, "callid": callid}).decode())
+            try:
+                self._send_message(orjson.dumps({"t": "info", "call": self.session.call_pk, "callid": callid}))
+            except CallerGone:
+                pass  # the page is gone already; its disconnect ends the call

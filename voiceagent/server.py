@@ -4,6 +4,7 @@
   process exits, within SHUTDOWN_GRACE_SECONDS; daphne alone may cancel nothing.
 - The access log hides the 46elks secret, which is part of the call socket's path.
 - Calls a dead process left `active` are closed at start.
+- Call sockets get a fast lane for their audio frames (voiceagent.fastlane).
 
 Usage: python -m voiceagent.server [--host 0.0.0.0] [--port $PORT]
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -71,10 +73,22 @@ async def shutdown_calls(grace: float) -> int:
     return len(sessions)
 
 
+def steady_pauses() -> None:
+    """Keep the interpreter's own pauses short, since each one delays every live call's audio.
+
+    - The garbage collector: the ~100 000 objects of the loaded code live as long as the process;
+      frozen, a full collection no longer walks them (tens of milliseconds each time otherwise).
+    - Threads: a database thread running ORM code keeps the event loop waiting for the GIL for up
+      to the switch interval (5 ms by default); 1 ms bounds that wait.
+    """
+    gc.collect()
+    gc.freeze()
+    sys.setswitchinterval(0.001)
+
+
 def log_memory_summary() -> None:
     """SIGUSR1: what this process holds (live calls, tasks, objects), for operators; also trims the heap."""
     import collections
-    import gc
 
     from calls import registry
 
@@ -112,9 +126,8 @@ def main(argv: list[str] | None = None) -> None:
 
     logging.basicConfig(level=settings.LOG_LEVEL, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     log.info("event loop: %s", "uvloop" if uvloop_on else "asyncio")
-    from daphne.server import Server
-
     from calls.services import calls_close_stale
+    from voiceagent.fastlane import FastLaneServer
 
     try:
         closed = calls_close_stale()
@@ -123,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # the database may be briefly unavailable; calls still work
         log.error("could not close stale calls at start: %s", exc)
 
-    server: Server | None = None
+    server: FastLaneServer | None = None
 
     stopping: list[bool] = []
     stop_task: list[asyncio.Task] = []
@@ -150,8 +163,9 @@ def main(argv: list[str] | None = None) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, on_signal, signum)
         loop.add_signal_handler(signal.SIGUSR1, log_memory_summary)
+        steady_pauses()
 
-    server = Server(
+    server = FastLaneServer(
         application=application,
         endpoints=[f"tcp:port={args.port}:interface={args.host}"],
         signal_handlers=False,
