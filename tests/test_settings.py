@@ -51,7 +51,7 @@ def settings_for(**env: str) -> dict:
 def test_defaults_are_sqlite_and_in_memory_layer():
     s = settings_for()
     assert s["db"] == "django.db.backends.sqlite3" and s["db_name"].endswith("db.sqlite3")
-    assert s["layer"] == "channels.layers.InMemoryChannelLayer"
+    assert s["layer"] == "voiceagent.layers.InMemoryChannelLayer"
     assert s["realtime"] == "wss://api.openai.com/v1/realtime"
     assert s["debug"] is False
 
