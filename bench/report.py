@@ -313,12 +313,13 @@ METHOD = """\
   the frame instead of measuring loudness, its schema validation is off, and it serves connections
   on the sans-I/O `websockets` protocol: it must stay cheap beside the server it measures.
 - **Processes.** The server runs alone on core 1 (`taskset -c 1`); the fake and the load generator
-  run as two processes on core 0 (on uvloop when installed; the servers never are). Every step
-  starts fresh processes. Our server is daphne with production settings (`DEBUG` off,
+  run as two processes on core 0 (on uvloop when installed). Every step starts fresh processes. Our
+  server runs as the `Procfile` runs it, `python -m voiceagent.server` (daphne with the call
+  sockets' fast lane, on uvloop, access log on), with production settings (`DEBUG` off,
   `LOG_LEVEL=WARNING`, in-memory channel layer) on a throwaway SQLite database holding one assistant
   per format, with the per-process and per-number call limits raised out of the way; the baseline is
-  `bench/baseline_bridge.py`. With `--realtime P` all of them run SCHED_FIFO, so that other work on a
-  shared machine cannot delay them (without it: `nice -10`).
+  `bench/baseline_bridge.py` on plain asyncio, as the guide runs it. With `--realtime P` all of them
+  run SCHED_FIFO, so that other work on a shared machine cannot delay them (without it: `nice -10`).
 - **Added latency.** Every frame carries a tag in its first 18 audio bytes: a stream id, a sequence
   number and the monotonic time it was sent (`bench/frames.py`). Bridges forward the base64 untouched,
   so the receiving end (fake OpenAI for caller audio, load generator for reply audio) reads the tag
