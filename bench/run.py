@@ -438,7 +438,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     if o.quick:
         o.calls = o.calls or (2,)
-        o.duration_s, o.warmup_s, o.cooldown_s, o.probes, o.refine, o.retries = 2.5, 0.3, 0.3, 2, 0, 0
+        o.duration_s, o.warmup_s, o.cooldown_s, o.probes, o.refine, o.retries = 4.0, 0.3, 0.3, 2, 0, 0
         o.answer_ms = 600.0  # short replies, so that a turn or two fit into the short window
     return o
 
