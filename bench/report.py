@@ -297,6 +297,35 @@ def _profile_section(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+HOT_PATH = """\
+## What our server does per frame
+
+The baseline, per frame, wakes a task to read it, parses it with `json`, and awaits a send that
+takes a lock and asks the OS for a masking key. Ours does more (checks, playback tracking,
+barge-in, records, limits) with less machinery around it:
+
+- **The 46elks socket.** Daphne stays the server, but a call socket gets a fast lane
+  (`voiceagent/fastlane.py`): it is read straight from the event loop, and the one shape audio
+  comes in (a complete, masked, unfragmented text frame) is unmasked with websockets' C speedup
+  and handed to the session as bytes. Everything else (handshake, pings, fragments, frames split
+  across reads, closing) still goes through autobahn, in order. Frames for 46elks are sent at
+  once, where Twisted would wait for the next loop iteration.
+- **No task switch.** The session's `on_message` and its OpenAI handlers are plain functions: a
+  caller frame is parsed (orjson), checked without decoding (length, base64 alphabet) and
+  written to OpenAI in the callback that read it, and an OpenAI delta goes to 46elks the same
+  way. No ASGI message, queue or task per frame. Under `runserver` the same session runs over
+  plain ASGI messages.
+- **The OpenAI socket.** websockets does the handshake, pings, closing and parsing; a subclass of
+  its connection hands each event over as it is parsed, and `calls/wsframes.py` builds the
+  frames, with masking keys taken from a block of `os.urandom`.
+- **Off the audio path.** One task writes the transcript lines of all calls, one bulk upsert per
+  flush (a quarter of a second apart); dashboard events are queued; the in-memory channel layer
+  sweeps once a second; SQLite runs in WAL mode, so a call's setup never waits for another's writes.
+- **Pauses.** The startup heap is frozen for the garbage collector and the GIL switch interval is
+  1 ms, so a database thread holds the event loop up for about a millisecond at most.
+"""
+
+
 METHOD = """\
 ## How it is measured
 
@@ -405,6 +434,7 @@ def render(results: dict[str, Any]) -> str:
                 f"N={r['calls']}: CPU {_fmt(r['cpu_ratio'])}, p99 {_fmt(r['p99_ratio'])}" for r in c["ratios_by_calls"]
             )
             lines += [f"Ours / baseline at each N both ran: {ratios}.", ""]
+    lines.append(HOT_PATH)
     lines += _profile_section(results)
     lines.append(METHOD)
     return "\n".join(lines)
