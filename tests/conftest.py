@@ -169,11 +169,18 @@ def _daphne_log_on_failure(request):
 
 @pytest.fixture(scope="session", autouse=True)
 def _close_db_pools(django_db_setup, django_db_blocker):
-    """PostgreSQL pools keep connections open; close them so the test database can be dropped."""
+    """Let the test database be dropped: close this thread's pool, and end the sessions that other
+    threads of this process (asyncio.to_thread, sync_to_async) opened and never closed."""
     yield
     from django.db import connections
 
     for connection in connections.all():
+        if connection.vendor == "postgresql":
+            with django_db_blocker.unblock(), connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
         close_pool = getattr(connection, "close_pool", None)
         if close_pool is not None:
             close_pool()

@@ -104,6 +104,11 @@ class FastLaneProtocol(WebSocketProtocol):
         if used < len(data):
             super().dataReceived(data[used:])
 
+    def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
+        # Daphne keeps a closed protocol for a second or so: it must not keep the call's session too.
+        self.text_sink = None
+        super().onClose(wasClean, code, reason)
+
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         """A message autobahn assembled (fragments, a frame split across reads): to the same callback, in order."""
         if self.text_sink is None or isBinary or self.muted:
