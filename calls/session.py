@@ -500,8 +500,11 @@ class CallSession:
 
     async def _run_realtime(self, cfg: AssistantConfig) -> None:
         hello = self.hello
+        connecting = self._connect_task
+        if connecting is None:  # the call ended while it was being recorded
+            return
         try:
-            rt = await self._connect_task
+            rt = await connecting
         except RealtimeError as exc:
             log.error("call %s: %s", hello.callid, exc.reason)
             await self.end(Outcome("failed", "openai_error", exc.reason), polite=True)
