@@ -313,6 +313,9 @@ class CallSession:
         if self.hello is not None:
             self._problem("second hello", "ignored")
             return
+        if self._ending is not None:  # too late: the socket is closing (no hello in time)
+            self._problem("hello after the end", "ignored")
+            return
         hello = elks.parse_hello(msg)
         self.hello = hello
         self._cancel_hello_timer()
@@ -579,6 +582,8 @@ class CallSession:
         read must find the call ready.
         """
         cfg = self.config
+        if self._ending is not None:
+            return "The call ended while OpenAI was being set up."
         if event["type"] == "error":
             error = event.get("error") or {}
             return f"OpenAI rejected the session settings: {error.get('message') or error}"

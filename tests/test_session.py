@@ -142,3 +142,11 @@ def test_any_message_in_any_order_costs_at_most_itself(caplog, first, batch):
     with caplog.at_level(logging.ERROR, logger="calls"):
         asyncio.run(run())
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+async def test_a_hello_after_the_call_ended_is_not_recorded(spawned):
+    store = GatedStore()
+    session = make_session(store, [])
+    await session.abort(CALLER_HANGUP)  # e.g. no hello came in time
+    session.on_message(HELLO)
+    assert session.hello is None and spawned == [] and session.problems["hello after the end"] == 1
