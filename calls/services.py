@@ -53,8 +53,8 @@ def call_start(
     refused, a sentence saying why and what to do about it. A browser test call (`is_test`) names
     its assistant by `assistant_id` instead of a dialled number, active or not: people try an
     assistant before they put it live. `on_assistant` is called (in this thread) as soon as the
-    assistant is known, before its revision is looked up and the row is written, so connecting to
-    OpenAI need not wait for them (its config carries no revision yet; the returned one does).
+    assistant is known, before its revision is looked up and the row is written, so OpenAI's
+    session can be set up meanwhile (its config carries no revision yet; the returned one does).
 
     The assistant is looked up before the transaction begins: on SQLite, beginning it takes the
     write lock, which waits for every other writer (another call's start, transcripts).
@@ -66,9 +66,13 @@ def call_start(
         # A call we placed (tools.OutboundCall) comes back as a WebSocket leg: the assistant that placed it answers.
         candidates = outbound_call_candidates(call_id=call_id, from_number=from_number, to_number=to_number)
         assistant = None if candidates else assistant_for_number(to_number)
-    if assistant is not None and not refuse_reason and on_assistant is not None:
-        on_assistant(AssistantConfig.from_assistant(assistant))
-        on_assistant = None
+    extras = None
+    if assistant is not None and not refuse_reason:
+        early = _call_config(assistant)
+        extras = early.extra
+        if on_assistant is not None:
+            on_assistant(early)
+            on_assistant = None
     return _call_record(
         call_id=call_id,
         from_number=from_number,
@@ -79,6 +83,7 @@ def call_start(
         is_test=is_test,
         assistant=assistant,
         candidates=candidates,
+        extras=extras,
         on_assistant=on_assistant,
     )
 
@@ -95,6 +100,7 @@ def _call_record(
     is_test: bool,
     assistant: Assistant | None,
     candidates: list[tuple[int, str]],
+    extras: dict | None,
     on_assistant: Callable[[AssistantConfig], None] | None,
 ) -> tuple[int | None, AssistantConfig | None, str]:
     """call_start's writes: claim the outbound call (if any), look up the revision, insert the call."""
@@ -103,7 +109,7 @@ def _call_record(
         # Claimed by another leg meanwhile, this is an ordinary call to the dialled number.
         assistant = outbound.assistant if outbound is not None else assistant_for_number(to_number)
         if assistant is not None and not refuse_reason and on_assistant is not None:
-            on_assistant(AssistantConfig.from_assistant(assistant))
+            on_assistant(_call_config(assistant, outbound))
     to_display = _display_number(to_number)
     now = timezone.now()
     ended = dict(status=CallStatus.REJECTED, ended_at=now, duration=timedelta(0))  # a refused call ends at once
@@ -142,9 +148,14 @@ def _call_record(
         return call.pk, None, reason
     if outbound is not None:
         outbound_call_attach(outbound, call)
+    return call.pk, _call_config(assistant, outbound, extras=None if outbound is not None else extras), ""
+
+
+def _call_config(assistant: Assistant, outbound=None, *, extras: dict | None = None) -> AssistantConfig:
+    """The settings a call runs with: the assistant's, plus its webhook tools and direction (tools app)."""
     config = AssistantConfig.from_assistant(assistant)
-    config.extra.update(call_extras(assistant, outbound))  # the tools app's webhook tools, direction
-    return call.pk, config, ""
+    config.extra.update(extras if extras is not None else call_extras(assistant, outbound))
+    return config
 
 
 @transaction.atomic

@@ -176,6 +176,9 @@ class CallSession:
         self._connect_task: asyncio.Future[RealtimeClient] | None = None
         self._rt_ready = False
         self._setup_waiter: asyncio.Future[str] | None = None  # what was wrong with our session.update, or ""
+        self._answered = False  # OpenAI accepted our session.update
+        self._recorded = False  # the call is recorded and its observers are listening
+        self._held_events: list[dict] = []  # OpenAI events between those two moments
         self._opening: asyncio.Task | None = None  # the hello being handled
         self._pending_audio: collections.deque[str] = collections.deque()  # unchecked, until OpenAI is ready
         self._pending_bytes = 0
@@ -330,8 +333,9 @@ class CallSession:
             await self._open_call(hello, refuse)
         except Exception as exc:
             log.exception("call %s: could not be set up", hello.callid)
+            self.outcome = Outcome("failed", "internal_error", f"{type(exc).__name__}: {exc}")
             self._cancel_early_connect()
-            self._spawn(self.end(Outcome("failed", "internal_error", f"{type(exc).__name__}: {exc}"), polite=False))
+            self._spawn(self.end(self.outcome, polite=False))
 
     async def _open_call(self, hello: elks.Hello, refuse: Outcome | None) -> None:
         opened = await self.store.open(hello, refuse=refuse, on_assistant=self._prepare)
@@ -345,12 +349,17 @@ class CallSession:
             return
         if self.config is None:
             self._prepare(opened.assistant)
-        self.config = opened.assistant
-        self._setup_extensions()
-        self._spawn(self._run_realtime(self.config))
+        self.config = opened.assistant  # as recorded, with its revision
+        self._setup_observers()
+        self._recorded = True
+        if self._answered:
+            self._become_ready()
 
     def _prepare(self, cfg: AssistantConfig) -> None:
-        """The assistant is known: tell 46elks the formats and start connecting to OpenAI at once."""
+        """The assistant is known: tell 46elks the formats and set OpenAI's session up at once.
+
+        Only relaying waits for the call's record (its observers must see all of the call).
+        """
         self.config = cfg
         fmt = cfg.format
         self._bytes_per_sample = fmt.bytes_per_sample
@@ -365,6 +374,8 @@ class CallSession:
                 on_event=self._on_openai_event,
             )
         )
+        self._setup_tools()
+        self._spawn(self._run_realtime(cfg))
 
     def _declare_formats(self, fmt: str) -> None:
         self._safe_send(elks.listening(fmt))
@@ -379,12 +390,14 @@ class CallSession:
         else:
             task.cancel()
 
-    def _setup_extensions(self) -> None:
+    def _setup_tools(self) -> None:
         if self._tool_runner_factory is not None:
             try:
                 self.tools = self._tool_runner_factory(self)
             except Exception:
                 log.exception("call %s: tools could not be set up; continuing without them", self.hello.callid)
+
+    def _setup_observers(self) -> None:
         for factory in self._observer_factories:
             try:
                 observer = factory(self)
@@ -521,7 +534,7 @@ class CallSession:
             tools = self.tools.definitions() if self.tools is not None else None
             rt.send(session_update(cfg, tools=tools))
             problem = await self._await_session_updated(closed)
-            if problem:
+            if problem and self.outcome is None:
                 log.error("call %s: %s", hello.callid, problem)
                 await self.end(Outcome("failed", "openai_error", problem), polite=True)
                 return
@@ -533,7 +546,7 @@ class CallSession:
         finally:
             closed.cancel()
         self._rt_ready = False
-        if self._ending is None and not self._caller_gone:
+        if self._ending is None and self.outcome is None and not self._caller_gone:
             detail = self._last_error or "OpenAI closed the session"
             detail += f" (close code {rt.close_code}{': ' + rt.close_reason if rt.close_reason else ''})"
             log.error("call %s: %s", hello.callid, detail)
@@ -559,9 +572,17 @@ class CallSession:
         kind = event["type"]
         try:
             if not self._rt_ready:
+                if self._answered:
+                    self._held_events.append(event)  # relaying starts once the call is recorded
+                    return
                 waiter = self._setup_waiter
                 if waiter is not None and not waiter.done() and kind in ("session.updated", "error"):
-                    waiter.set_result(self._on_session_answer(event))
+                    problem = self._check_session_answer(event)
+                    if not problem:
+                        self._answered = True
+                        if self._recorded:
+                            self._become_ready()
+                    waiter.set_result(problem)
             elif kind == "response.output_audio.delta":
                 self._on_audio_delta(event)
             else:
@@ -575,28 +596,31 @@ class CallSession:
             self._rt_ready = False
             self._spawn(self.end(Outcome("failed", "internal_error", f"{type(exc).__name__}: {exc}"), polite=True))
 
-    def _on_session_answer(self, event: dict) -> str:
-        """OpenAI answered our `session.update`: check it and, if it is right, start relaying at once.
-
-        At once, not when the task waiting for it resumes: the events that follow in the same
-        read must find the call ready.
-        """
-        cfg = self.config
-        if self._ending is not None:
-            return "The call ended while OpenAI was being set up."
+    def _check_session_answer(self, event: dict) -> str:
+        """What is wrong with OpenAI's answer to our `session.update` (a sentence for the record), or ""."""
         if event["type"] == "error":
             error = event.get("error") or {}
             return f"OpenAI rejected the session settings: {error.get('message') or error}"
-        problem = echoed_formats_match(cfg, event.get("session") or {})
-        if problem:
-            return problem
+        return echoed_formats_match(self.config, event.get("session") or {}) or ""
+
+    def _become_ready(self) -> None:
+        """OpenAI's session is set up and the call recorded: relay, greet, and start the clocks.
+
+        Called by whichever comes second, in the step it happens in (not when a task waiting for
+        it resumes), so that the events read right after it find the call ready.
+        """
+        if self._ending is not None or self._rt_ready:
+            return
+        cfg = self.config
         self._rt_ready = True
         self._send_buffered_audio()
         first = greeting(cfg)
         if first is not None:
             self._rt.send(first)
         self._start_timers(cfg)
-        return ""
+        held, self._held_events = self._held_events, []
+        for event in held:
+            self._on_openai_event(event)
 
     def _lose_caller(self) -> None:
         """A send to 46elks failed: stop relaying. 46elks' bye or the disconnect, on its way, says how it ended."""

@@ -19,7 +19,8 @@ from calls.session import CALLER_HANGUP, CallSession, Opened, SessionSettings
 
 HELLO = orjson.dumps({"t": "hello", "callid": "unit-1", "from": "+46709999999", "to": "+46700000001"})
 BYE = b'{"t":"bye","reason":"hangup","message":"the caller hung up"}'
-CONFIG = AssistantConfig(id=1, name="Unit", instructions="Be brief.", audio_format="ulaw")
+CONFIG = AssistantConfig(id=1, name="Unit", instructions="Be brief.", audio_format="ulaw", welcome_message="Hej!")
+ULAW = {"type": "audio/pcmu"}
 
 
 class GatedStore:
@@ -50,7 +51,7 @@ async def never_connects(*args, **kwargs):
     await asyncio.Event().wait()
 
 
-def make_session(store, sent: list[bytes]) -> CallSession:
+def make_session(store, sent: list[bytes], connect=never_connects) -> CallSession:
     async def close() -> None:
         pass
 
@@ -59,7 +60,7 @@ def make_session(store, sent: list[bytes]) -> CallSession:
         close=close,
         store=store,
         settings=SessionSettings(openai_url="ws://127.0.0.1:9/v1/realtime", openai_api_key="sk-unit", bye_timeout=0.5),
-        connect=never_connects,
+        connect=connect,
     )
     session.start()
     return session
@@ -150,3 +151,56 @@ async def test_a_hello_after_the_call_ended_is_not_recorded(spawned):
     await session.abort(CALLER_HANGUP)  # e.g. no hello came in time
     session.on_message(HELLO)
     assert session.hello is None and spawned == [] and session.problems["hello after the end"] == 1
+
+
+class StandInOpenAI:
+    """What the session sees of its OpenAI client; the test speaks for OpenAI through `event`."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict] = []
+        self.audio: list[bytes] = []
+        self.closed = asyncio.get_running_loop().create_future()
+        self.event = None
+        self.configured = asyncio.get_running_loop().create_future()
+
+    async def connect(self, *args, on_event, **kwargs):
+        self.event = on_event
+        return self
+
+    def send(self, event: dict) -> None:
+        self.sent.append(event)
+        if event["type"] == "session.update" and not self.configured.done():
+            self.configured.set_result(event)
+
+    def append_audio(self, b64: bytes) -> None:
+        self.audio.append(b64)
+
+    async def wait_closed(self) -> None:
+        await self.closed
+
+    async def close(self) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+
+async def test_openai_is_set_up_while_the_call_is_recorded_and_relays_only_once_it_is():
+    """session.update does not wait for the record; the greeting, audio and OpenAI's events do, losing none."""
+    store, openai, sent = GatedStore(), StandInOpenAI(), []
+    session = make_session(store, sent, connect=openai.connect)
+    session.on_message(HELLO)
+    await openai.configured  # the record is still being written
+    openai.event(
+        {"type": "session.updated", "session": {"audio": {"input": {"format": ULAW}, "output": {"format": ULAW}}}}
+    )
+    openai.event(
+        {"type": "error", "error": {"type": "rate_limits", "code": "rate_limit_exceeded", "message": "Slow down."}}
+    )
+    session.on_message(b'{"t":"audio","data":"AAAA"}')
+    assert [e["type"] for e in openai.sent] == ["session.update"] and openai.audio == []
+    store.gate.set_result(None)
+    await session.opened()
+    assert [e["type"] for e in openai.sent] == ["session.update", "response.create"]  # the greeting
+    assert openai.audio == [b"AAAA"] and session.problems["openai error"] == 1
+    session.on_message(b'{"t":"audio","data":"BBBB"}')
+    assert openai.audio == [b"AAAA", b"BBBB"]
+    await session.abort(CALLER_HANGUP)
