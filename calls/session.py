@@ -573,7 +573,8 @@ class CallSession:
         try:
             if not self._rt_ready:
                 if self._answered:
-                    self._held_events.append(event)  # relaying starts once the call is recorded
+                    if not self._recorded:
+                        self._held_events.append(event)  # relaying starts once the call is recorded
                     return
                 waiter = self._setup_waiter
                 if waiter is not None and not waiter.done() and kind in ("session.updated", "error"):
