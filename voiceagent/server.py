@@ -87,7 +87,10 @@ def steady_pauses() -> None:
 
 
 def log_memory_summary() -> None:
-    """SIGUSR1: what this process holds (live calls, tasks, objects), for operators; also trims the heap."""
+    """SIGUSR1: what this process holds (live calls, tasks, objects), for operators; also trims the heap.
+
+    The objects counted are those made since start-up: the start-up heap is frozen (`steady_pauses`).
+    """
     import collections
 
     from calls import registry
