@@ -201,3 +201,14 @@ def _wait_until_idle(server: Daphne, tries: int = 20) -> None:
         if "live_calls=0 ending_calls=0" in line:
             return
         time.sleep(0.1)  # another process's state: nothing to await but its next report
+
+
+def pytest_unconfigure(config):
+    """SQLite in WAL mode leaves the test database's -wal and -shm files when it is deleted under open connections."""
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    name = (database.get("TEST") or {}).get("NAME")
+    if name and database["ENGINE"].endswith("sqlite3"):
+        for suffix in ("-wal", "-shm"):
+            Path(f"{name}{suffix}").unlink(missing_ok=True)
