@@ -139,8 +139,7 @@ class ElksCallConsumer(AsyncWebsocketConsumer):
     def start_session(self) -> None:
         """Create the call's session; called before accepting, so the link is in place before any frame."""
         self._link = (self.scope.get("extensions") or {}).get(TEXT_LINK)
-        if self._link is None:
-            self._outbox: collections.deque[bytes] = collections.deque()
+        self._outbox: collections.deque[bytes] = collections.deque()  # used without the link
         self.session = CallSession(
             send=self._send_message,
             close=self._close,

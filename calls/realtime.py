@@ -124,7 +124,6 @@ class RealtimeClient:
         self.close_code: int | None = None
         self.close_reason: str = ""
         self.received_at = 0.0  # monotonic time the latest event came off the socket (bridge latency)
-        self.audio_dropped = 0  # caller audio not sent because OpenAI stopped reading
 
     @classmethod
     async def connect(
@@ -192,15 +191,15 @@ class RealtimeClient:
         if self._ws.protocol.state is State.OPEN:
             self._transport.write(client_text_frame(orjson.dumps(event)))
 
-    def append_audio(self, b64: bytes) -> None:
-        """Forward caller audio (base64, checked by the 46elks parser), unless OpenAI stopped reading."""
+    def append_audio(self, b64: bytes) -> bool:
+        """Forward caller audio (base64, checked by the 46elks parser); False if dropped as OpenAI stopped reading."""
         transport = self._transport
         if self._ws.protocol.state is not State.OPEN:
-            return
+            return True  # closing: `wait_closed()` ends and says why
         if transport.get_write_buffer_size() > MAX_UNSENT_BYTES:
-            self.audio_dropped += 1
-            return
+            return False
         transport.write(client_text_frame(_APPEND_HEAD + b64 + b'"}'))
+        return True
 
     async def wait_closed(self) -> None:
         """Return when the socket is closed, whoever closed it; `close_code` and `close_reason` then say how."""

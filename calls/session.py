@@ -245,7 +245,8 @@ class CallSession:
             if t == "audio":
                 if self._rt_ready:
                     b64 = elks.audio_bytes(msg.get("data"), self._bytes_per_sample)
-                    self._rt.append_audio(b64)
+                    if not self._rt.append_audio(b64):
+                        self._problem("caller audio dropped", "OpenAI is not reading the call's audio")
                     self.stats["audio_in"] += 1
                     if self._audio_observers:
                         self._notify_audio("caller_audio", b64)

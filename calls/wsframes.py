@@ -58,14 +58,18 @@ def take_text_frames(data: bytes, deliver: Callable[[bytes], bool], *, max_paylo
     return pos
 
 
+def _text_head(n: int, mask_bit: int) -> bytes:
+    """The header of a final text frame of `n` payload bytes (RFC 6455: the shortest length encoding)."""
+    if n < 126:
+        return bytes((_TEXT_FIN, mask_bit | n))
+    if n < 65536:
+        return _HEAD16.pack(_TEXT_FIN, mask_bit | 126, n)
+    return _HEAD64.pack(_TEXT_FIN, mask_bit | 127, n)
+
+
 def server_text_frame(payload: bytes) -> bytes:
     """An unmasked text frame (server to client)."""
-    n = len(payload)
-    if n < 126:
-        return bytes((_TEXT_FIN, n)) + payload
-    if n < 65536:
-        return _HEAD16.pack(_TEXT_FIN, 126, n) + payload
-    return _HEAD64.pack(_TEXT_FIN, 127, n) + payload
+    return _text_head(len(payload), 0) + payload
 
 
 class MaskKeys:
@@ -90,12 +94,5 @@ _keys = MaskKeys()
 
 def client_text_frame(payload: bytes) -> bytes:
     """A masked text frame (client to server)."""
-    n = len(payload)
     key = _keys.take()
-    if n < 126:
-        head = bytes((_TEXT_FIN, 0x80 | n))
-    elif n < 65536:
-        head = _HEAD16.pack(_TEXT_FIN, 0x80 | 126, n)
-    else:
-        head = _HEAD64.pack(_TEXT_FIN, 0x80 | 127, n)
-    return head + key + apply_mask(payload, key)
+    return _text_head(len(payload), 0x80) + key + apply_mask(payload, key)

@@ -172,8 +172,9 @@ class StandInOpenAI:
         if event["type"] == "session.update" and not self.configured.done():
             self.configured.set_result(event)
 
-    def append_audio(self, b64: bytes) -> None:
+    def append_audio(self, b64: bytes) -> bool:
         self.audio.append(b64)
+        return True
 
     async def wait_closed(self) -> None:
         await self.closed
