@@ -49,8 +49,8 @@ class CallObserver:
     def interrupted(self, session: CallSession, at: float) -> None:
         """The caller cut the assistant off; playback was cleared at `at`."""
 
-    def caller_audio(self, session: CallSession, b64: str, at: float) -> None:
-        """Caller audio forwarded to OpenAI (only if `wants_audio`)."""
+    def caller_audio(self, session: CallSession, b64: bytes, at: float) -> None:
+        """Caller audio forwarded to OpenAI, base64 as ASCII bytes (only if `wants_audio`)."""
 
     def assistant_audio(self, session: CallSession, b64: str, at: float) -> None:
         """Assistant audio handed to 46elks (only if `wants_audio`)."""

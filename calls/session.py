@@ -415,7 +415,7 @@ class CallSession:
         for observer in self.observers:
             safe(observer, hook, self, *args)
 
-    def _notify_audio(self, hook: str, data: str) -> None:
+    def _notify_audio(self, hook: str, data: str | bytes) -> None:
         now = self._now()
         for observer in self._audio_observers:
             safe(observer, hook, self, data, now)

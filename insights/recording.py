@@ -161,19 +161,19 @@ class CallRecorder(CallObserver):
         self.assistant = Track(self.fmt, max_seconds)
         self.bad_frames = 0
 
-    def _bytes(self, b64: str) -> bytes:
+    def _bytes(self, b64: str | bytes) -> bytes:
         try:
             return base64.b64decode(b64)
         except (binascii.Error, ValueError):
             self.bad_frames += 1
             return b""
 
-    def caller_audio(self, session: CallSession, b64: str, at: float) -> None:
+    def caller_audio(self, session: CallSession, b64: bytes, at: float) -> None:
         self.caller.add_live(self._bytes(b64), at - self.t0)
 
     def assistant_audio(self, session: CallSession, b64: str, at: float) -> None:
-        # `at` is read after the send to 46elks, which may have yielded to other work; the delta's
-        # arrival from OpenAI (just before the send) is when it really went out.
+        # `at` is read after the send to 46elks; the delta's arrival from OpenAI, just before it,
+        # is when it really went out.
         received = getattr(session, "openai_received_at", None)
         sent = received if received is not None and at - SEND_SLACK_S <= received <= at else at
         self.assistant.add_queued(self._bytes(b64), sent - self.t0)
