@@ -1,4 +1,8 @@
-"""Admin for the people who run the assistants: plain-language sections, numbers inline."""
+"""Admin for the people who run the assistants: plain-language sections, numbers inline.
+
+Extension apps add their inlines, sections and actions through mixins named in
+`settings.ASSISTANT_ADMIN_EXTENSIONS`.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,9 @@ from django.db import models, transaction
 from django.db.models import Count
 from django.utils.html import format_html_join
 
-from insights.admin_mixins import RevisionHistoryMixin
-from tools.admin import WebhookToolInline, call_number
-
+from .admin_helpers import extended_admin
 from .models import Assistant, PhoneNumber
+from .revision_admin import RevisionHistoryMixin
 
 
 class PhoneNumberInline(admin.TabularInline):
@@ -31,15 +34,14 @@ class AssistantForm(forms.ModelForm):
         }
 
 
-@admin.register(Assistant)
-class AssistantAdmin(RevisionHistoryMixin, admin.ModelAdmin):
+class AssistantAdminBase(RevisionHistoryMixin, admin.ModelAdmin):
     form = AssistantForm
-    inlines = [PhoneNumberInline, WebhookToolInline]
+    inlines = [PhoneNumberInline]
     list_display = ("name", "model", "voice", "number_list", "is_active", "updated_at")
     list_filter = ("is_active", "model", "voice", "audio_format")
     search_fields = ("name", "instructions", "welcome_message", "numbers__number")
     readonly_fields = ("created_at", "updated_at", "revision_history")
-    actions = ["duplicate", call_number]
+    actions = ["duplicate"]
     save_on_top = True
     # Adds "Talk to this assistant" (a browser test call, dashboard app) to the object tools.
     change_form_template = "admin/assistants/assistant/talk_change_form.html"
@@ -134,6 +136,10 @@ def _free_copy_name(name: str) -> str:
         candidate = f"{name} (copy {n})"
         n += 1
     return candidate[:100]
+
+
+AssistantAdmin = extended_admin(AssistantAdminBase, "ASSISTANT_ADMIN_EXTENSIONS")
+admin.site.register(Assistant, AssistantAdmin)
 
 
 @admin.register(PhoneNumber)

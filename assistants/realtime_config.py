@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from calls.audio import FORMATS, AudioFormat
+from assistants.audio_formats import FORMATS, AudioFormat
 
 
 @dataclass(frozen=True)

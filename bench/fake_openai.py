@@ -40,7 +40,7 @@ from websockets.http11 import Request
 from bench import wire
 from bench.frames import LOUD, read_tag, tag_b64
 from bench.stats import Histogram
-from calls.fake_realtime import STREAM_EVENTS, FakeRealtimeServer, FakeSession, _error_body
+from calls.testing.fake_openai import STREAM_EVENTS, FakeRealtimeServer, FakeSession, _error_body
 
 APPEND = "input_audio_buffer.append"
 DELTA = "response.output_audio.delta"

@@ -29,10 +29,10 @@ from typing import Any
 import orjson
 from websockets.uri import parse_uri
 
+from assistants.audio_formats import FORMATS
 from bench import wire
 from bench.frames import LOUD, MARKER, TAG, b64_nbytes, read_tag, rest_b64
 from bench.stats import Histogram
-from calls.audio import FORMATS
 
 PHASES = 10  # calls are spread over this many phase groups per frame period
 AUDIO_PREFIX = b'{"t":"audio","data":"'

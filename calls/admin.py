@@ -1,4 +1,9 @@
-"""Calls and transcripts in admin: read-only, a conversation on the call page."""
+"""Calls and transcripts in admin: read-only, a conversation on the call page.
+
+Extension apps add their columns, filters, sections and inlines through mixins named in
+`settings.CALL_ADMIN_EXTENSIONS` (assistants.admin_helpers); each overrides the `get_*` methods below and
+adds to what `super()` returns.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +13,12 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
-from insights.admin_mixins import CallInsightsAdminMixin, SlowCallFilter
-from tools.admin import ToolCallInline
+from assistants.admin_helpers import ReadOnlyMixin, extended_admin
 
 from .models import Call, CallStatus, TranscriptEntry
 
 
-class TranscriptInline(admin.TabularInline):
+class TranscriptInline(ReadOnlyMixin, admin.TabularInline):
     model = TranscriptEntry
     template = "admin/calls/transcript_inline.html"
     fields = ("position", "role", "text", "interrupted", "offset_ms")
@@ -23,40 +27,23 @@ class TranscriptInline(admin.TabularInline):
     can_delete = False
     verbose_name_plural = "Conversation"
 
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
 
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-
-@admin.register(Call)
-class CallAdmin(CallInsightsAdminMixin, admin.ModelAdmin):
+class CallAdminBase(ReadOnlyMixin, admin.ModelAdmin):
     list_display = ("started_at", "from_number", "to_number", "assistant", "status", "duration_col", "end_reason")
-    list_display += ("cost_col", "reply_time_col")
     list_filter = ("status", "assistant", "direction", "is_test", ("started_at", admin.DateFieldListFilter))
-    list_filter += (SlowCallFilter,)
     search_fields = ("call_id", "from_number", "to_number")
     date_hierarchy = "started_at"
     list_select_related = ("assistant",)
-    inlines = [TranscriptInline, ToolCallInline]
+    inlines = [TranscriptInline]
     fieldsets = (
         (None, {"fields": ("started_at", "from_number", "to_number", "assistant", "status", "duration_col")}),
         ("How it ended", {"fields": ("end_reason", "end_detail", "map_number", "ended_at")}),
-        ("Cost and reply time", {"fields": ("cost_col", "cost_detail", "reply_times")}),
-        ("Recording", {"fields": ("recording_player",)}),
         ("Assistant settings used", {"fields": ("revision_link",)}),
         ("Details", {"classes": ("collapse",), "fields": ("call_id", "direction", "is_test", "worker")}),
     )
 
     def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in Call._meta.fields] + ["duration_col", "map_number", *self.insights_readonly_fields]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
+        return [f.name for f in Call._meta.fields] + ["duration_col", "map_number", "revision_link"]
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return request.user.is_superuser
@@ -71,3 +58,20 @@ class CallAdmin(CallInsightsAdminMixin, admin.ModelAdmin):
             return "–"
         url = reverse("admin:assistants_phonenumber_add") + "?" + urlencode({"number": obj.to_number})
         return format_html('<a href="{}">Send calls to {} to an assistant…</a>', url, obj.to_number)
+
+    @admin.display(description="assistant settings used")
+    def revision_link(self, obj: Call) -> str:
+        revision = obj.revision
+        if revision is None:
+            return "Unknown (the call started before prompt history was kept)."
+        url = reverse("admin:assistants_assistantrevision_change", args=[revision.pk])
+        return format_html(
+            '<a href="{}">{} — version {}</a> (the exact instructions, voice and settings of this call)',
+            url,
+            revision.assistant,
+            revision.number,
+        )
+
+
+CallAdmin = extended_admin(CallAdminBase, "CALL_ADMIN_EXTENSIONS")
+admin.site.register(Call, CallAdmin)

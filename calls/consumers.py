@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import hmac
-import ipaddress
 import logging
 
 from channels.exceptions import StopConsumer
@@ -25,17 +23,25 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.utils.module_loading import import_string
 
-from voiceagent.clientip import real_client_ip
-from voiceagent.textlink import TEXT_LINK, LinkClosed, TextLink
-
-from .observers import CallObserver, observer_factories
-from .recorder import DbCallStore
-from .session import CallerGone, CallSession, Outcome, SessionSettings
+from .access import client_ip, ip_allowed, secret_matches
+from .live.observers import CallObserver
+from .live.session import CallSession
+from .live.types import (
+    SHUTDOWN,
+    STAFF_HANGUP,
+    CallerGone,
+    CallStore,
+    ObserverFactory,
+    Outcome,
+    SessionSettings,
+    ToolRunnerFactory,
+)
+from .store import DbCallStore
+from .textlink import TEXT_LINK, LinkClosed, TextLink
 
 log = logging.getLogger(__name__)
 
 _store: DbCallStore | None = None
-SHUTDOWN = Outcome("failed", "server_shutdown", "The server stopped during the call.")
 
 
 def call_store() -> DbCallStore:
@@ -65,10 +71,12 @@ def call_group(call_pk: int) -> str:
     return f"call.{call_pk}"
 
 
-STAFF_HANGUP = Outcome("completed", "staff_hangup", "Ended from the dashboard.")
+def observer_factories() -> list[ObserverFactory]:
+    """The factories named in settings.CALL_OBSERVERS (dotted paths): how extensions hear of calls."""
+    return [import_string(path) for path in getattr(settings, "CALL_OBSERVERS", [])]
 
 
-def tool_runner_factory():
+def tool_runner_factory() -> ToolRunnerFactory | None:
     path = getattr(settings, "CALL_TOOL_RUNNER", "")
     return import_string(path) if path else None
 
@@ -87,7 +95,6 @@ class ElksCallConsumer(AsyncWebsocketConsumer):
     """46elks' realtime-voice socket: one connection per phone call."""
 
     session: CallSession | None = None
-    is_test_call = False
     _layer_task: asyncio.Task | None = None
     _group: str | None = None
     _link: TextLink | None = None
@@ -125,7 +132,7 @@ class ElksCallConsumer(AsyncWebsocketConsumer):
         """Called on the WebSocket handshake: refuse a wrong secret before accepting anything."""
         secret = self.scope["url_route"]["kwargs"].get("secret", "")
         client = client_ip(self.scope)
-        if not hmac.compare_digest(secret.encode(), settings.ELKS_WS_SECRET.encode()):
+        if not secret_matches(secret, settings.ELKS_WS_SECRET):
             log.warning("refused a call socket with a wrong secret from %s", client)
             await self.close()
             return
@@ -136,18 +143,17 @@ class ElksCallConsumer(AsyncWebsocketConsumer):
         self.start_session()
         await self.accept()
 
-    def start_session(self) -> None:
+    def start_session(self, *, store: CallStore | None = None) -> None:
         """Create the call's session; called before accepting, so the link is in place before any frame."""
         self._link = (self.scope.get("extensions") or {}).get(TEXT_LINK)
         self._outbox: collections.deque[bytes] = collections.deque()  # used without the link
         self.session = CallSession(
             send=self._send_message,
             close=self._close,
-            store=call_store(),
+            store=store or call_store(),
             settings=session_settings(),
             observer_factories=[lambda session: _ControlObserver(self), *observer_factories()],
             tool_runner_factory=tool_runner_factory(),
-            is_test=self.is_test_call,
         )
         self.session.start()
         if self._link is not None:
@@ -227,20 +233,3 @@ class ElksCallConsumer(AsyncWebsocketConsumer):
             return
         if not session.finished.is_set():
             await session.on_disconnect()
-
-
-def client_ip(scope) -> str:
-    """The caller's real address (see `voiceagent.clientip`)."""
-    peer = (scope.get("client") or ("unknown",))[0]
-    forwarded = ",".join(v.decode("latin-1") for k, v in scope.get("headers") or () if k.lower() == b"x-forwarded-for")
-    return real_client_ip(peer, forwarded)
-
-
-def ip_allowed(ip: str, allowed: list[str]) -> bool:
-    if not allowed:
-        return True
-    try:
-        address = ipaddress.ip_address(ip)
-    except ValueError:
-        return False
-    return any(address in ipaddress.ip_network(net, strict=False) for net in allowed)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -13,15 +13,14 @@ from django.utils import timezone
 from assistants.models import Assistant
 from assistants.phone import normalize_e164
 from assistants.realtime_config import AssistantConfig
+from assistants.revisions import revision_id_for_call
 from assistants.selectors import assistant_for_number
-from insights.revisions import revision_id_for_call
-from tools.pairing import outbound_call_attach, outbound_call_candidates, outbound_call_claim
-from tools.selectors import call_extras
 
+from .hooks import CallStartHook, Claim, call_start_hooks
 from .models import Call, CallDirection, CallStatus, EndReason, TranscriptEntry
 
 if TYPE_CHECKING:
-    from .session import TranscriptLine
+    from calls.live.types import TranscriptLine
 
 
 def _display_number(raw: str) -> str:
@@ -55,20 +54,24 @@ def call_start(
     assistant before they put it live. `on_assistant` is called (in this thread) as soon as the
     assistant is known, before its revision is looked up and the row is written, so OpenAI's
     session can be set up meanwhile (its config carries no revision yet; the returned one does).
+    Extensions take part through `settings.CALL_START_HOOKS` (calls.hooks), e.g. to recognise
+    the answered leg of an outbound call, whose own assistant then answers.
 
     The assistant is looked up before the transaction begins: on SQLite, beginning it takes the
     write lock, which waits for every other writer (another call's start, transcripts).
     """
-    candidates: list[tuple[int, str]] = []
+    pending: list[tuple[CallStartHook, Any]] = []
     if assistant_id is not None:
         assistant = _assistant(assistant_id)
     else:
-        # A call we placed (tools.OutboundCall) comes back as a WebSocket leg: the assistant that placed it answers.
-        candidates = outbound_call_candidates(call_id=call_id, from_number=from_number, to_number=to_number)
-        assistant = None if candidates else assistant_for_number(to_number)
+        for hook in call_start_hooks():
+            found = hook.candidates(call_id=call_id, from_number=from_number, to_number=to_number)
+            if found:
+                pending.append((hook, found))
+        assistant = None if pending else assistant_for_number(to_number)
     extras = None
     if assistant is not None and not refuse_reason:
-        early = _call_config(assistant)
+        early = _call_config(assistant, None)
         extras = early.extra
         if on_assistant is not None:
             on_assistant(early)
@@ -82,7 +85,7 @@ def call_start(
         refuse_detail=refuse_detail,
         is_test=is_test,
         assistant=assistant,
-        candidates=candidates,
+        pending=pending,
         extras=extras,
         on_assistant=on_assistant,
     )
@@ -99,17 +102,17 @@ def _call_record(
     refuse_detail: str,
     is_test: bool,
     assistant: Assistant | None,
-    candidates: list[tuple[int, str]],
+    pending: list[tuple[CallStartHook, Any]],
     extras: dict | None,
     on_assistant: Callable[[AssistantConfig], None] | None,
 ) -> tuple[int | None, AssistantConfig | None, str]:
-    """call_start's writes: claim the outbound call (if any), look up the revision, insert the call."""
-    outbound = outbound_call_claim(candidates=candidates) if candidates else None
-    if candidates:
+    """call_start's writes: let a hook claim the call (if any may), look up the revision, insert the call."""
+    claim = next((c for hook, found in pending if (c := hook.claim(found)) is not None), None)
+    if pending:
         # Claimed by another leg meanwhile, this is an ordinary call to the dialled number.
-        assistant = outbound.assistant if outbound is not None else assistant_for_number(to_number)
+        assistant = claim.assistant if claim is not None else assistant_for_number(to_number)
         if assistant is not None and not refuse_reason and on_assistant is not None:
-            on_assistant(_call_config(assistant, outbound))
+            on_assistant(_call_config(assistant, claim))
     to_display = _display_number(to_number)
     now = timezone.now()
     ended = dict(status=CallStatus.REJECTED, ended_at=now, duration=timedelta(0))  # a refused call ends at once
@@ -139,22 +142,26 @@ def _call_record(
                 started_at=now,
                 worker=worker,
                 is_test=is_test,
-                direction=CallDirection.OUTBOUND if outbound is not None else CallDirection.INBOUND,
+                direction=claim.direction if claim is not None else CallDirection.INBOUND,
                 **fields,
             )
     except IntegrityError:
         return None, None, f"A call with id {call_id!r} was already recorded; a repeated hello is refused."
     if assistant is None:
         return call.pk, None, reason
-    if outbound is not None:
-        outbound_call_attach(outbound, call)
-    return call.pk, _call_config(assistant, outbound, extras=None if outbound is not None else extras), ""
+    if claim is not None:
+        claim.hook.attach(claim, call)
+    return call.pk, _call_config(assistant, claim, extras=None if claim is not None else extras), ""
 
 
-def _call_config(assistant: Assistant, outbound=None, *, extras: dict | None = None) -> AssistantConfig:
-    """The settings a call runs with: the assistant's, plus its webhook tools and direction (tools app)."""
+def _call_config(assistant: Assistant, claim: Claim | None, *, extras: dict | None = None) -> AssistantConfig:
+    """The settings a call runs with: the assistant's, plus what the extensions add (calls.hooks)."""
     config = AssistantConfig.from_assistant(assistant)
-    config.extra.update(extras if extras is not None else call_extras(assistant, outbound))
+    if extras is None:
+        extras = {}
+        for hook in call_start_hooks():
+            extras.update(hook.extras(assistant, claim))
+    config.extra.update(extras)
     return config
 
 

@@ -15,10 +15,10 @@ import orjson
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from assistants.models import Assistant
-from calls.consumers import ElksCallConsumer, call_group
-from calls.elks import Hello
-from calls.recorder import run_db
-from calls.session import CallerGone, Opened, Outcome, TranscriptLine
+from calls.consumers import ElksCallConsumer, call_group, call_store
+from calls.db import run_db
+from calls.live.elks import Hello
+from calls.live.types import CallerGone, Opened, Outcome, TranscriptLine
 
 from . import rendering, selectors
 from .broadcast import GROUP
@@ -128,7 +128,7 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
         await answer(True, "Hanging up: the assistant finishes its sentence, then the line closes.")
 
 
-class TestCallStore:
+class BrowserCallStore:
     """The process's call store, opening each call as a test call of one given assistant."""
 
     def __init__(self, store: Any, assistant_id: int) -> None:
@@ -167,8 +167,6 @@ class BrowserCallConsumer(ElksCallConsumer):
     user and the assistant in the URL, and the call is recorded as a test call.
     """
 
-    is_test_call = True
-
     async def connect(self) -> None:
         """Called on the handshake: staff who may edit assistants, for an assistant that exists."""
         user = self.scope.get("user")
@@ -178,8 +176,7 @@ class BrowserCallConsumer(ElksCallConsumer):
             log.info("refused a browser test call to assistant %s", assistant_id)
             await self.close()
             return
-        self.start_session()
-        self.session.store = TestCallStore(self.session.store, assistant_id)
+        self.start_session(store=BrowserCallStore(call_store(), assistant_id))
         await self.accept()
         callid = f"browser-{uuid.uuid4().hex}"
         hello = {"t": "hello", "callid": callid, "from": f"browser:{user.get_username()}"[:32], "to": to}

@@ -1,5 +1,5 @@
-"""Pieces the calls and assistants admins mix in: cost and reply-time columns, the recording player,
-the link to the settings a call ran with, and prompt history on the assistant page."""
+"""What the insights app adds to the call pages in admin: cost and reply-time columns and sections,
+and the recording player."""
 
 from __future__ import annotations
 
@@ -8,16 +8,12 @@ from decimal import Decimal
 from django.conf import settings
 from django.contrib import admin
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from assistants.models import AssistantRevision
+from assistants.admin_helpers import insert_fieldsets
 from calls.models import Call
 
-from . import revisions
 from .models import TurnLatency
-
-HISTORY_ROWS = 10
 
 
 def slow_threshold_ms() -> int:
@@ -56,11 +52,8 @@ class SlowCallFilter(admin.SimpleListFilter):
         return queryset
 
 
-class CallInsightsAdminMixin:
-    """For CallAdmin: list columns, a slow-call filter and read-only sections of the call page."""
-
-    insights_readonly_fields = ("cost_col", "cost_detail", "reply_time_col", "reply_times", "recording_player")
-    insights_readonly_fields += ("revision_link",)
+class CallInsightsColumns:
+    """Cost, reply-time and recording displays of a call, for any admin of calls."""
 
     @admin.display(description="cost", ordering="cost")
     def cost_col(self, obj: Call) -> str:
@@ -169,65 +162,30 @@ class CallInsightsAdminMixin:
             return "Not recorded: recording is off for this assistant."
         return "No recording (not recorded, still being written, or deleted after its retention period)."
 
-    @admin.display(description="assistant settings used")
-    def revision_link(self, obj: Call) -> str:
-        revision = obj.revision
-        if revision is None:
-            return "Unknown (the call started before prompt history was kept)."
-        url = reverse("admin:assistants_assistantrevision_change", args=[revision.pk])
-        return format_html(
-            '<a href="{}">{} — version {}</a> (the exact instructions, voice and settings of this call)',
-            url,
-            revision.assistant,
-            revision.number,
+
+class CallInsightsAdminMixin(CallInsightsColumns):
+    """For CallAdmin (settings.CALL_ADMIN_EXTENSIONS): cost and reply-time columns, a slow-call filter,
+    and the cost, reply-time and recording sections of the call page."""
+
+    insights_readonly_fields = ("cost_col", "cost_detail", "reply_time_col", "reply_times", "recording_player")
+
+    def get_list_display(self, request):
+        return (*super().get_list_display(request), "cost_col", "reply_time_col")
+
+    def get_list_filter(self, request):
+        return (*super().get_list_filter(request), SlowCallFilter)
+
+    def get_fieldsets(self, request, obj=None):
+        sections = (
+            ("Cost and reply time", {"fields": ("cost_col", "cost_detail", "reply_times")}),
+            ("Recording", {"fields": ("recording_player",)}),
         )
+        return insert_fieldsets(super().get_fieldsets(request, obj), sections, before="Assistant settings used")
+
+    def get_readonly_fields(self, request, obj=None):
+        return (*super().get_readonly_fields(request, obj), *self.insights_readonly_fields)
 
 
 def _part(cost: dict, name: str) -> str:
     value = (cost.get("parts") or {}).get(name)
     return value if value is not None else "–"
-
-
-class RevisionHistoryMixin:
-    """For AssistantAdmin: saves from admin make one revision each, with the editor's name."""
-
-    def save_model(self, request, obj, form, change):
-        with revisions.recorded_by_caller():
-            super().save_model(request, obj, form, change)
-
-    def save_related(self, request, form, formsets, change):
-        super().save_related(request, form, formsets, change)
-        revisions.revision_record(assistant=form.instance, user=request.user)
-
-    @admin.display(description="versions")
-    def revision_history(self, obj) -> str:
-        if obj is None or obj.pk is None:
-            return "The first version is kept when you save."
-        latest = list(
-            AssistantRevision.objects.filter(assistant=obj)
-            .select_related("created_by")
-            .order_by("-number")[:HISTORY_ROWS]
-        )
-        if not latest:
-            return "No versions kept yet: the next save keeps one."
-        rows = format_html_join(
-            "",
-            '<tr><td><a href="{}">version {}</a></td><td>{}</td><td>{}</td><td>{}</td></tr>',
-            (
-                (
-                    reverse("admin:assistants_assistantrevision_change", args=[r.pk]),
-                    r.number,
-                    timezone.localtime(r.created_at).strftime("%Y-%m-%d %H:%M"),
-                    r.created_by or "(not in admin)",
-                    ", ".join(revisions.field_label(n) for n in r.changed_fields) or "first version",
-                )
-                for r in latest
-            ),
-        )
-        all_url = reverse("admin:assistants_assistantrevision_changelist") + f"?assistant__id__exact={obj.pk}"
-        return format_html(
-            "<table><tr><th>version</th><th>saved</th><th>by</th><th>what changed</th></tr>{}</table>"
-            '<p><a href="{}">All versions</a> · open a version to compare it or restore it.</p>',
-            rows,
-            all_url,
-        )

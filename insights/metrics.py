@@ -16,7 +16,7 @@ from django.db.models import Count
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from calls import registry as live_registry
+from calls.live.registry import PROCESS_CALLS
 from calls.models import Call, CallStatus
 
 REGISTRY = CollectorRegistry(auto_describe=False)
@@ -103,7 +103,7 @@ class ProcessCalls:
 
     def collect(self) -> Iterator[Metric]:
         yield GaugeMetricFamily(
-            "voiceagent_process_active_calls", "Calls in progress in this process.", value=len(live_registry.live)
+            "voiceagent_process_active_calls", "Calls in progress in this process.", value=len(PROCESS_CALLS.live)
         )
 
 

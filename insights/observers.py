@@ -10,21 +10,21 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from calls.observers import CallObserver
-from calls.recorder import run_db
+from calls.db import run_db
+from calls.live.observers import CallObserver
 
 from . import metrics, services
 from .latency import TurnClock
 from .pricing import RealtimeUsage, TranscriptionUsage
 
 if TYPE_CHECKING:
-    from calls.session import CallSession, Outcome
+    from calls.live.types import CallHandle, Outcome
 
 log = logging.getLogger(__name__)
 
 
 class CallInsights(CallObserver):
-    def __init__(self, session: CallSession) -> None:
+    def __init__(self, session: CallHandle) -> None:
         cfg = session.config
         self.realtime = RealtimeUsage(model=cfg.model if cfg else "")
         transcription_model = cfg.transcription_model if cfg else "off"
@@ -32,10 +32,10 @@ class CallInsights(CallObserver):
         self.turns = TurnClock(session.started_at)
         self.openai_errors = 0
 
-    def speech_stopped(self, session: CallSession, at: float) -> None:
+    def speech_stopped(self, session: CallHandle, at: float) -> None:
         self.turns.speech_stopped(at)
 
-    def first_audio(self, session: CallSession, at: float, response_id: str | None) -> None:
+    def first_audio(self, session: CallHandle, at: float, response_id: str | None) -> None:
         # Called right after the first delta was handed to 46elks: now minus its arrival is our share.
         received = getattr(session, "openai_received_at", None)
         bridge_s = time.monotonic() - received if received else None
@@ -45,17 +45,17 @@ class CallInsights(CallObserver):
         if turn is not None:
             metrics.observe_turn(turn.reply_ms / 1000)
 
-    def response_done(self, session: CallSession, response: dict[str, Any]) -> None:
+    def response_done(self, session: CallHandle, response: dict[str, Any]) -> None:
         self.realtime.add(response.get("usage"))
 
-    def transcription_done(self, session: CallSession, event: dict[str, Any]) -> None:
+    def transcription_done(self, session: CallHandle, event: dict[str, Any]) -> None:
         self.transcription.add(event.get("usage"))
 
-    def openai_error(self, session: CallSession, error: dict[str, Any]) -> None:
+    def openai_error(self, session: CallHandle, error: dict[str, Any]) -> None:
         self.openai_errors += 1
         metrics.count_openai_error(metrics.error_code(error))
 
-    async def ended(self, session: CallSession, outcome: Outcome) -> None:
+    async def ended(self, session: CallHandle, outcome: Outcome) -> None:
         """Write the call's usage, cost and reply times (the record is finished; audio is over)."""
         callid = session.hello.callid if session.hello else "-"
         metrics.observe_call(max(0.0, time.monotonic() - session.started_at))
@@ -101,7 +101,7 @@ class CallInsights(CallObserver):
         )
 
 
-def call_insights(session: CallSession) -> CallInsights | None:
+def call_insights(session: CallHandle) -> CallInsights | None:
     """`settings.CALL_OBSERVERS` factory: every answered call is measured."""
     if session.config is None:
         return None

@@ -27,14 +27,15 @@ import time
 import wave
 from typing import TYPE_CHECKING
 
-from calls.audio import PCM_24000, AudioFormat, decode, encode
-from calls.observers import CallObserver
-from calls.recorder import run_db
+from assistants.audio_formats import PCM_24000, AudioFormat
+from calls.db import run_db
+from calls.live.audio import decode, encode
+from calls.live.observers import CallObserver
 
 from . import services
 
 if TYPE_CHECKING:
-    from calls.session import CallSession, Outcome
+    from calls.live.types import CallHandle, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +153,7 @@ class CallRecorder(CallObserver):
 
     wants_audio = True
 
-    def __init__(self, session: CallSession) -> None:
+    def __init__(self, session: CallHandle) -> None:
         cfg = session.config
         self.t0 = session.started_at
         self.fmt = cfg.format
@@ -168,20 +169,20 @@ class CallRecorder(CallObserver):
             self.bad_frames += 1
             return b""
 
-    def caller_audio(self, session: CallSession, b64: bytes, at: float) -> None:
+    def caller_audio(self, session: CallHandle, b64: bytes, at: float) -> None:
         self.caller.add_live(self._bytes(b64), at - self.t0)
 
-    def assistant_audio(self, session: CallSession, b64: str, at: float) -> None:
+    def assistant_audio(self, session: CallHandle, b64: str, at: float) -> None:
         # `at` is read after the send to 46elks; the delta's arrival from OpenAI, just before it,
         # is when it really went out.
         received = getattr(session, "openai_received_at", None)
         sent = received if received is not None and at - SEND_SLACK_S <= received <= at else at
         self.assistant.add_queued(self._bytes(b64), sent - self.t0)
 
-    def interrupted(self, session: CallSession, at: float) -> None:
+    def interrupted(self, session: CallHandle, at: float) -> None:
         self.assistant.cut(at - self.t0)
 
-    async def ended(self, session: CallSession, outcome: Outcome) -> None:
+    async def ended(self, session: CallHandle, outcome: Outcome) -> None:
         """Hand the buffers to a background task: the call's ending never waits for the file."""
         now = time.monotonic() - self.t0
         # 46elks streams the caller until the line closes, so the caller's last frame marks the end of
@@ -236,7 +237,7 @@ class CallRecorder(CallObserver):
         return path
 
 
-def call_recorder(session: CallSession) -> CallRecorder | None:
+def call_recorder(session: CallHandle) -> CallRecorder | None:
     """`settings.CALL_OBSERVERS` factory: only for assistants that record calls (off by default)."""
     cfg = session.config
     if cfg is None or not cfg.record_calls or session.call_pk is None:

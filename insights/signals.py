@@ -1,27 +1,16 @@
-"""Receivers: revisions for saves made outside admin, and recordings deleted with their calls."""
+"""Receivers: recordings are deleted with their calls."""
 
 from __future__ import annotations
 
 import logging
 
 from django.db import transaction
-from django.db.models.signals import post_delete, post_save
+from django.db.models.signals import post_delete
 from django.dispatch import receiver
 
-from assistants.models import Assistant
 from calls.models import Call
 
-from . import revisions
-
 log = logging.getLogger(__name__)
-
-
-@receiver(post_save, sender=Assistant, dispatch_uid="insights_assistant_revision")
-def assistant_saved(sender, instance: Assistant, raw: bool = False, **kwargs) -> None:
-    """Called after every assistant save; admin records its own revisions (with the editor's name)."""
-    if raw or not revisions.receiver_should_record():
-        return
-    revisions.revision_record(assistant=instance)
 
 
 @receiver(post_delete, sender=Call, dispatch_uid="insights_call_recording_delete")

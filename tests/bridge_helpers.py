@@ -9,9 +9,9 @@ from contextlib import asynccontextmanager
 from asgiref.sync import sync_to_async
 
 from assistants.models import Assistant, PhoneNumber
-from calls.fake_realtime import FakeRealtimeServer
 from calls.models import Call
-from calls.simulator import CallSimulator
+from calls.testing.elks_simulator import CallSimulator
+from calls.testing.fake_openai import FakeRealtimeServer
 from tests.conftest import TEST_API_KEY, Daphne
 
 NUMBER_A = "+46700000001"

@@ -9,7 +9,7 @@ from asgiref.sync import sync_to_async
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from calls.audio import FORMATS
+from assistants.audio_formats import FORMATS
 from tests.bridge_helpers import (
     CALLER,
     NUMBER_A,

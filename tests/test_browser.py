@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 from asgiref.sync import sync_to_async
 
+from assistants.audio_formats import ALAW, PCM_24000, ULAW
 from assistants.models import Assistant
-from calls.audio import ALAW, PCM_24000, ULAW, decode, encode, rms
+from calls.live.audio import decode, encode, rms
 from calls.models import Call
 from tests.bridge_helpers import CALLER, NUMBER_A, fake_openai, get_call, make_assistant, simulator
 from tests.conftest import ROOT

@@ -8,10 +8,11 @@ from django.db import OperationalError, connection
 from django.test.utils import CaptureQueriesContext
 
 from assistants.models import Assistant, AssistantRevision, PhoneNumber
-from calls import elks, services
+from calls import services
+from calls.live import elks
 from calls.models import Call
-from calls.recorder import DbCallStore
 from calls.services import call_start
+from calls.store import DbCallStore
 
 NUMBER = "+46700000001"
 CALLER = "+46709999999"
@@ -116,7 +117,7 @@ async def test_database_threads_keep_their_sqlite_connection():
     """Opening a SQLite connection (schema, statements) would cost each call's start again."""
     from django.db.backends.signals import connection_created
 
-    from calls.recorder import _db_threads, run_db
+    from calls.db import _db_threads, run_db
 
     if connection.vendor != "sqlite":
         pytest.skip("PostgreSQL's connections come from its pool")
@@ -154,13 +155,14 @@ def test_the_answered_leg_of_an_outbound_call_is_answered_by_the_assistant_that_
 
 
 def test_a_leg_whose_outbound_call_was_claimed_meanwhile_is_an_ordinary_call(assistant, monkeypatch):
+    from tools import call_start as tools_call_start
     from tools import models as tools_models
 
     sales = Assistant.objects.create(name="Sales", instructions="You call customers.")
     tools_models.OutboundCall.objects.create(
         assistant=sales, to_number=NUMBER, from_number=CALLER, status="calling", elks_call_id="c-3"
     )
-    monkeypatch.setattr(services, "outbound_call_claim", lambda **kwargs: None)  # another process was first
+    monkeypatch.setattr(tools_call_start, "outbound_call_claim", lambda **kwargs: None)  # another process was first
     told = []
     pk, config, _ = call_start(call_id="c-3", from_number=CALLER, to_number=NUMBER, on_assistant=told.append)
     assert [c.id for c in told] == [assistant.pk] and config.extra["direction"] == "inbound"

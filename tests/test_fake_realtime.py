@@ -21,8 +21,9 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError, InvalidStatus
 
-from calls.audio import PCM_24000, ULAW, AudioFormat, encode, silence
-from calls.fake_realtime import (
+from assistants.audio_formats import PCM_24000, ULAW, AudioFormat
+from calls.live.audio import encode, silence
+from calls.testing.fake_openai import (
     BETA_ERROR,
     ClientEventError,
     FakeRealtimeServer,

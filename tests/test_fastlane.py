@@ -15,7 +15,7 @@ import uuid
 import pytest
 from websockets.asyncio.client import connect
 
-from calls.wsframes import client_text_frame, server_text_frame, take_text_frames
+from calls.live.wsframes import client_text_frame, server_text_frame, take_text_frames
 from tests.bridge_helpers import CALLER, NUMBER_A, fake_openai, make_assistant, wait_call_ended
 
 pytestmark = pytest.mark.django_db(transaction=True)

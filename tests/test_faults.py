@@ -135,24 +135,71 @@ async def test_messages_before_hello_are_ignored_then_the_call_works(daphne_serv
     assert call.status == "completed"
 
 
-async def test_message_flood_ends_the_call_politely_and_spares_the_neighbour(daphne_server, assistants):
+async def flood(sim, *, per_second: int, seconds: float, until: asyncio.Future | None = None) -> None:
+    """Send audio messages at `per_second`, paced in 20 ms steps, for `seconds` (or until `until` is done)."""
+    loop = asyncio.get_running_loop()
+    message = '{"t":"audio","data":"' + FRAME + '"}'
+    start = loop.time()
+    step = 0
+    while loop.time() - start < seconds and not (until is not None and until.done()):
+        for _ in range(per_second // 50):
+            await sim.send_raw(message)
+        step += 1
+        await asyncio.sleep(max(0.0, start + step * 0.02 - loop.time()))
+
+
+async def test_a_sustained_message_flood_is_cut_politely_and_spares_the_neighbour(daphne_server, assistants):
     async with fake_openai(daphne_server) as fake:
         async with HealthyCall(daphne_server, fake, answer_ms=7000):
             sim = simulator(daphne_server, to=NUMBER_A)
             task = asyncio.ensure_future(sim.run())
             await fake.next_session()
             await sim.wait_first_audio()
-            loop = asyncio.get_running_loop()
-            stop = loop.time() + 8
-            while loop.time() < stop and not task.done():
-                for _ in range(50):
-                    await sim.send_raw('{"t":"sync"}')
-                await asyncio.sleep(0.02)  # pace the flood: ~2,500 messages a second
+            started = asyncio.get_running_loop().time()
+            await flood(sim, per_second=2000, seconds=5, until=task)
             result = await task
+            took = asyncio.get_running_loop().time() - started
     assert result.ended_by == "server"
+    assert took < 7, f"the flood was cut only after {took:.1f} s"
     call = await wait_call_ended(daphne_server, result.callid)
     assert (call.status, call.end_reason) == ("failed", "protocol_error")
     assert "too fast" in call.end_detail
+    daphne_server.wait_log("message flood", timeout=1)
+
+
+async def test_a_catch_up_burst_of_audio_reaches_openai_whole_and_in_order(daphne_server, assistants):
+    """500 frames (10 s of 20 ms audio) back to back, as TCP delivers audio held up by a network stall."""
+    burst = [i.to_bytes(2, "big") * 480 for i in range(500)]  # each 20 ms frame of PCM 24 kHz is different
+    async with fake_openai(daphne_server) as fake:
+        async with HealthyCall(daphne_server, fake, answer_ms=3000):
+            sim = simulator(daphne_server, to=NUMBER_A)
+            task = asyncio.ensure_future(sim.run())
+            session = await fake.next_session()
+            await sim.wait_first_audio()
+            await sim.send_audio_burst(burst)
+            await sim.send_audio_burst(burst)  # and a second stall right after
+            await sim.wait_played_ms(1000)
+            await sim.hang_up()
+            result = await task
+    call = await wait_call_ended(daphne_server, result.callid)
+    assert (call.status, call.end_reason) == ("completed", "caller_hangup")
+    assert bytes(session.input_audio) == bytes(result.sent_audio)
+    assert b"".join(burst) * 2 in bytes(session.input_audio)
+
+
+async def test_control_messages_pass_a_flood_limit(daphne_server, assistants):
+    """While audio is being dropped as a flood, the caller's bye still ends the call as a hang-up."""
+    async with fake_openai(daphne_server) as fake:
+        sim = simulator(daphne_server, to=NUMBER_A)
+        task = asyncio.ensure_future(sim.run())
+        await fake.next_session()
+        await sim.wait_first_audio()
+        await flood(sim, per_second=2000, seconds=1.5)
+        await sim.hang_up()
+        result = await task
+    assert result.ended_by == "caller"
+    call = await wait_call_ended(daphne_server, result.callid)
+    assert (call.status, call.end_reason) == ("completed", "caller_hangup")
     daphne_server.wait_log("message flood", timeout=1)
 
 
@@ -418,7 +465,7 @@ async def test_database_down_mid_call_keeps_the_call_and_writes_the_transcript_l
 
 
 def _live_session(callid: str):
-    from calls import registry
+    from calls.live.registry import PROCESS_CALLS as registry
 
     return next(s for s in registry.live if s.hello and s.hello.callid == callid)
 

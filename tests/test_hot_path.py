@@ -112,7 +112,7 @@ async def _receive_until_audio(comm: WebsocketCommunicator, count: int, seen: li
 
 async def test_audio_frames_cause_no_query_log_or_layer_message(settings, counters):
     from calls import consumers
-    from calls.fake_realtime import FakeRealtimeServer
+    from calls.testing.fake_openai import FakeRealtimeServer
     from voiceagent.routing import websocket_application
 
     await _create_assistant()

@@ -17,13 +17,13 @@ from django.db import connection
 from django.utils import timezone
 
 from assistants.realtime_config import AssistantConfig
+from calls.live.types import Outcome
 from calls.models import Call
-from calls.session import Outcome
 from insights import metrics
-from insights.logfmt import JsonFormatter
 from insights.observers import CallInsights
 from tests.bridge_helpers import fake_openai, make_assistant, simulator, wait_call_ended
 from tests.conftest import FAST_TIMEOUTS, start_daphne, stop_daphne
+from voiceagent.logfmt import JsonFormatter
 
 TOKEN = "metrics-token-for-tests-0123456789"
 
@@ -98,7 +98,7 @@ def test_calls_openai_failed_without_an_error_event_are_labelled_from_their_reco
 def test_json_log_lines_carry_the_call_id():
     formatter = JsonFormatter()
     record = logging.makeLogRecord(
-        {"name": "calls.session", "levelname": "INFO", "msg": "call %s: hello from %s", "args": ("c42", "+4670")}
+        {"name": "calls.live.setup", "levelname": "INFO", "msg": "call %s: hello from %s", "args": ("c42", "+4670")}
     )
     line = json.loads(formatter.format(record))
     assert line["call_id"] == "c42" and line["message"] == "call c42: hello from +4670" and line["level"] == "INFO"
@@ -152,7 +152,7 @@ async def test_a_call_shows_up_in_the_served_metrics_and_logs(metered_daphne, tr
 
     lines = [json.loads(line) for line in metered_daphne.log if line.startswith("{")]
     mine = [line for line in lines if line.get("call_id") == result.callid]
-    assert {"calls.session", "insights.observers"} <= {line["logger"] for line in mine}
+    assert {"calls.live.setup", "insights.observers"} <= {line["logger"] for line in mine}
     usage = next(line for line in mine if line.get("event") == "call.usage")
     assert usage["turns"] == 1 and usage["reply_p50_ms"] is not None
     assert len(mine) < 12  # one line per call event, never one per audio frame

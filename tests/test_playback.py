@@ -1,8 +1,8 @@
 """The playback estimate and the heard-text estimate, on a clock we control."""
 
 from assistants.realtime_config import AssistantConfig, echoed_formats_match, greeting, session_update
-from calls.playback import Playback
-from calls.session import heard_part
+from calls.live.playback import Playback
+from calls.live.transcript import heard_part
 
 BPM = 48  # pcm_24000: 48 bytes per ms
 
@@ -52,7 +52,7 @@ def test_heard_part_cuts_at_a_word():
 
 
 def test_session_update_is_ga_shaped_and_validates():
-    from calls.fake_realtime import validate_client_dict
+    from calls.testing.fake_openai import validate_client_dict
 
     cfg = AssistantConfig(
         id=1,

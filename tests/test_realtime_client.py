@@ -7,7 +7,7 @@ import base64
 
 from websockets.asyncio.server import serve
 
-from calls.realtime import RealtimeClient
+from calls.live.realtime import RealtimeClient
 
 AUDIO = base64.b64encode(bytes(960)).decode().encode()  # 20 ms of 24 kHz PCM
 

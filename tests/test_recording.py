@@ -19,10 +19,11 @@ from django.test import AsyncClient
 from django.urls import reverse
 from django.utils import timezone
 
+from assistants.audio_formats import PCM_24000, ULAW
 from assistants.models import Assistant
-from calls.audio import PCM_24000, ULAW, encode
-from calls.fake_realtime import tone
+from calls.live.audio import encode
 from calls.models import Call, CallStatus
+from calls.testing.fake_openai import tone
 from insights.recording import Track, write_stereo_wav
 from tests.bridge_helpers import fake_openai, get_call, make_assistant, simulator, wait_call_ended
 

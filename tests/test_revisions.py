@@ -9,10 +9,10 @@ import pytest
 from django.contrib.auth.models import Group, User
 from django.urls import reverse
 
+from assistants import revisions
 from assistants.models import Assistant, PhoneNumber
 from calls.models import Call
 from calls.services import call_start
-from insights import revisions
 
 
 class _Form(HTMLParser):

@@ -10,10 +10,9 @@ from django.test import override_settings
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from calls.consumers import ip_allowed
+from calls.access import ip_allowed, real_client_ip
 from tests.bridge_helpers import NUMBER_A, fake_openai, make_assistant, simulator
 from tests.conftest import FAST_TIMEOUTS, start_daphne, stop_daphne
-from voiceagent.clientip import real_client_ip
 
 
 @pytest.fixture(autouse=True)

@@ -15,7 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from assistants.realtime_config import AssistantConfig
-from calls.session import CALLER_HANGUP, CallSession, Opened, SessionSettings
+from calls.live.session import CallSession
+from calls.live.types import CALLER_HANGUP, Opened, SessionSettings
 
 HELLO = orjson.dumps({"t": "hello", "callid": "unit-1", "from": "+46709999999", "to": "+46700000001"})
 BYE = b'{"t":"bye","reason":"hangup","message":"the caller hung up"}'
@@ -103,7 +104,7 @@ async def test_caller_audio_that_comes_while_the_assistant_is_looked_up_is_kept(
     for _ in range(3):
         session.on_message(b'{"t":"audio","data":"AAAA"}')
     session.on_message(b'{"t":"audio","data":"A"}')  # not base64: dropped on its own, nothing else
-    assert list(session._pending_audio) == ["AAAA"] * 3
+    assert [data for data, _ in session._pending_audio] == ["AAAA"] * 3
     assert session.problems["bad message"] == 1
     store.gate.set_result(None)
     await session.abort(CALLER_HANGUP)

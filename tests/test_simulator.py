@@ -18,8 +18,9 @@ import pytest
 from websockets import ConnectionClosed
 from websockets.asyncio.server import ServerConnection, serve
 
-from calls.audio import FORMATS, AudioFormat, decode, encode, rms
-from calls.simulator import CallSimulator, HandshakeError, WavError
+from assistants.audio_formats import FORMATS, AudioFormat
+from calls.live.audio import decode, encode, rms
+from calls.testing.elks_simulator import CallSimulator, HandshakeError, WavError
 
 PCM = FORMATS["pcm_24000"]
 ULAW = FORMATS["ulaw"]

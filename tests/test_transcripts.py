@@ -17,9 +17,9 @@ from django.db import OperationalError
 from django.utils import timezone
 
 from calls import services
+from calls.live.types import Outcome, TranscriptLine
 from calls.models import Call, TranscriptEntry
-from calls.recorder import DbCallStore
-from calls.session import Outcome, TranscriptLine
+from calls.store import DbCallStore
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -117,7 +117,7 @@ async def test_database_down_then_back(monkeypatch, caplog):
 
     monkeypatch.setattr(services, "transcript_write", flaky)
     store = DbCallStore(transcript_delay=0.05)
-    with caplog.at_level(logging.WARNING, logger="calls.recorder"):
+    with caplog.at_level(logging.WARNING, logger="calls.store"):
         for pk in calls:
             for n in range(5):
                 store.transcript(pk, line(n, f"line {n}"))
@@ -143,7 +143,7 @@ async def test_finish_gives_up_after_flush_timeout_and_logs_the_lost_lines(monke
     monkeypatch.setattr(services, "transcript_write", down)
     store = DbCallStore(transcript_delay=0.05, flush_timeout=0.5)
     store.transcript(pk, line(0, "Nobody will read this."))
-    with caplog.at_level(logging.ERROR, logger="calls.recorder"):
+    with caplog.at_level(logging.ERROR, logger="calls.store"):
         await asyncio.wait_for(store.finish(pk, DONE), 5)
     assert any("Nobody will read this." in r.getMessage() for r in caplog.records)
     assert (await database_sync_to_async(Call.objects.get)(pk=pk)).status == "completed"
@@ -158,7 +158,7 @@ async def test_a_call_the_database_refuses_does_not_hold_up_the_others(writes, c
     gone = pk + 1000  # no such call: its lines break the foreign key
     store.transcript(gone, line(0, "Lost."))
     store.transcript(pk, line(0, "Kept."))
-    with caplog.at_level(logging.ERROR, logger="calls.recorder"):
+    with caplog.at_level(logging.ERROR, logger="calls.store"):
         await settled(store)
     assert await rows(pk) == [(0, "assistant", "Kept.")]
     assert any("Lost." in r.getMessage() and f"call {gone}" in r.getMessage() for r in caplog.records)
@@ -195,7 +195,7 @@ async def test_a_slow_database_delays_no_one_and_lines_coalesce(monkeypatch):
 async def test_the_buffer_is_bounded_per_call(caplog):
     [pk, other] = await make_calls(2)
     store = DbCallStore(transcript_delay=0.05, max_transcript_lines=3)
-    with caplog.at_level(logging.ERROR, logger="calls.recorder"):
+    with caplog.at_level(logging.ERROR, logger="calls.store"):
         for n in range(5):
             store.transcript(pk, line(n, f"line {n}"))
         store.transcript(pk, line(1, "rewritten"))  # a rewrite of a queued line always fits

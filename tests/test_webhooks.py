@@ -160,7 +160,7 @@ def test_deliver_webhooks_retries_only_what_is_due(finished_call, receiver, caps
     assert document["transcript"] == [
         {"position": 0, "role": "assistant", "text": "Hej!", "interrupted": False, "offset_ms": None}
     ]
-    assert "Delivered 1, failed 0." in capsys.readouterr().out
+    assert "delivered 1, failed 0" in capsys.readouterr().out
 
 
 @override_settings(POST_CALL_WEBHOOK_RETRY_BASE_SECONDS=30)

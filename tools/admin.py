@@ -13,6 +13,7 @@ from django.http import HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
 
+from assistants.admin_helpers import ReadOnlyMixin
 from assistants.models import Assistant
 from assistants.phone import normalize_e164
 
@@ -85,15 +86,11 @@ class WebhookToolInline(admin.StackedInline):
     )
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
+class ReadOnlyAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    pass
 
 
-class ToolCallInline(admin.TabularInline):
+class ToolCallInline(ReadOnlyMixin, admin.TabularInline):
     """On the call's page: every function the assistant called, with what came back."""
 
     model = ToolCall
@@ -103,11 +100,24 @@ class ToolCallInline(admin.TabularInline):
     can_delete = False
     verbose_name_plural = "Tool calls"
 
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
 
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
+class CallToolsAdminMixin:
+    """For CallAdmin (settings.CALL_ADMIN_EXTENSIONS): the call's tool calls below its conversation."""
+
+    def get_inlines(self, request, obj):
+        return [*super().get_inlines(request, obj), ToolCallInline]
+
+
+class AssistantToolsAdminMixin:
+    """For AssistantAdmin (settings.ASSISTANT_ADMIN_EXTENSIONS): webhook tools inline, "Call a number…"."""
+
+    def get_inlines(self, request, obj):
+        return [*super().get_inlines(request, obj), WebhookToolInline]
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions["call_number"] = (call_number, "call_number", call_number.short_description)
+        return actions
 
 
 @admin.register(ToolCall)

@@ -16,13 +16,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
 
-from calls.recorder import run_db
-from calls.session import Outcome
+from calls.db import run_db
+from calls.live.types import Outcome
 
 from . import services
 
 if TYPE_CHECKING:
-    from calls.session import CallSession
+    from calls.live.types import CallHandle
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def _fail(message: str, error: str) -> Result:
     return Result(json.dumps({"error": message}, ensure_ascii=False), "error", error)
 
 
-def _end_later(session: CallSession, outcome: Outcome) -> None:
+def _end_later(session: CallHandle, outcome: Outcome) -> None:
     """The safety net: the call ends even if the goodbye never comes."""
 
     def fire() -> None:
@@ -93,7 +93,7 @@ def _end_later(session: CallSession, outcome: Outcome) -> None:
     asyncio.get_running_loop().call_later(GOODBYE_DEADLINE_S, fire)
 
 
-async def end_call(session: CallSession, arguments: dict[str, Any]) -> Result:
+async def end_call(session: CallHandle, arguments: dict[str, Any]) -> Result:
     reason = str(arguments.get("reason") or "").strip()[:200]
     detail = f"The assistant ended the call{f': {reason}' if reason else '.'}"
     outcome = Outcome("completed", "assistant_hangup", detail)
@@ -105,7 +105,7 @@ async def end_call(session: CallSession, arguments: dict[str, Any]) -> Result:
     )
 
 
-async def transfer_call(session: CallSession, arguments: dict[str, Any]) -> Result:
+async def transfer_call(session: CallHandle, arguments: dict[str, Any]) -> Result:
     number = session.config.transfer_number if session.config else ""
     if not number:
         return _fail("Transfers are not set up for this line. Offer another way to help.", "No transfer number.")
@@ -134,7 +134,7 @@ def _zone(name: str) -> ZoneInfo:
         return ZoneInfo(settings.TIME_ZONE)
 
 
-async def current_datetime(session: CallSession, arguments: dict[str, Any]) -> Result:
+async def current_datetime(session: CallHandle, arguments: dict[str, Any]) -> Result:
     zone = _zone(session.config.time_zone if session.config else settings.TIME_ZONE)
     now = datetime.now(zone)
     return _ok(

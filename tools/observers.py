@@ -6,14 +6,14 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from calls.observers import CallObserver
-from calls.recorder import run_db
+from calls.db import run_db
+from calls.live.observers import CallObserver
 
 from . import post_call, services
 from .runner import CallTools
 
 if TYPE_CHECKING:
-    from calls.session import CallSession, Outcome
+    from calls.live.types import CallHandle, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ class ToolsObserver(CallObserver):
     def __init__(self, post_call_webhook: bool) -> None:
         self.post_call_webhook = post_call_webhook
 
-    async def ended(self, session: CallSession, outcome: Outcome) -> None:
+    async def ended(self, session: CallHandle, outcome: Outcome) -> None:
         """Wait for the tool calls being written; record the webhook delivery (so a restart loses
         nothing), then send it in the background."""
         if isinstance(session.tools, CallTools):
@@ -38,7 +38,7 @@ class ToolsObserver(CallObserver):
             post_call.schedule(pk)
 
 
-def tools_observer(session: CallSession) -> ToolsObserver | None:
+def tools_observer(session: CallHandle) -> ToolsObserver | None:
     """`settings.CALL_OBSERVERS` factory: for calls with tools or an after-call webhook."""
     config = session.config
     post_call_webhook = bool(config is not None and config.extra.get("post_call_webhook"))

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import httpx2
 
-from calls.recorder import run_db
+from calls.db import run_db
 
 from . import services
 from .webhook_client import USER_AGENT

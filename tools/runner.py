@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 
-from calls.recorder import run_db
+from calls.db import run_db
 
 from . import builtins, selectors, services
 from .schema import argument_errors, compile_validator
 from .webhook_client import call_webhook, elapsed_ms, truncate
 
 if TYPE_CHECKING:
-    from calls.session import CallSession
+    from calls.live.types import CallHandle
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class _Record:
 class CallTools:
     """The tools of one call."""
 
-    def __init__(self, session: CallSession, webhooks: list[dict[str, Any]]) -> None:
+    def __init__(self, session: CallHandle, webhooks: list[dict[str, Any]]) -> None:
         self.session = session
         self.builtins = builtins.enabled(session.config)
         self.webhooks: dict[str, _Webhook] = {}
@@ -79,6 +79,8 @@ class CallTools:
             }
             self.webhooks[name] = _Webhook(spec["id"], name, definition, float(spec["timeout"]), validator)
         self._writes: set[asyncio.Task] = set()
+        # The longest a tool may run: the setting, or a webhook's own timeout and a second more.
+        self.timeout = max(settings.CALL_TOOL_TIMEOUT, self.longest_timeout() + 1.0)
 
     def definitions(self) -> list[dict[str, Any]]:
         """GA function tools for `session.update`: the built-ins first, then the webhooks."""
@@ -87,7 +89,7 @@ class CallTools:
     def longest_timeout(self) -> float:
         return max((w.timeout for w in self.webhooks.values()), default=0.0)
 
-    async def run(self, session: CallSession, name: str, arguments: str, call_id: str) -> str:
+    async def run(self, session: CallHandle, name: str, arguments: str, call_id: str) -> str:
         """Called by the session off the audio path; the returned text is the model's function output."""
         kind = "builtin" if name in self.builtins else "webhook" if name in self.webhooks else ""
         record = _Record(name=name, kind=kind, openai_call_id=call_id, arguments=arguments)
@@ -199,13 +201,12 @@ class CallTools:
             await asyncio.wait(list(self._writes), timeout=timeout)
 
 
-def tool_runner(session: CallSession) -> CallTools | None:
+def tool_runner(session: CallHandle) -> CallTools | None:
     """`settings.CALL_TOOL_RUNNER`: the call's tools, or None when the assistant has none."""
     config = session.config
     if config is None:
         return None
     runner = CallTools(session, config.extra.get("webhook_tools") or [])
-    session.tool_timeout = max(settings.CALL_TOOL_TIMEOUT, runner.longest_timeout() + 1.0)
     if not runner.builtins and not runner.webhooks:
         return None
     return runner

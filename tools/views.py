@@ -14,7 +14,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
 from assistants.models import Assistant
-from calls.consumers import client_ip, ip_allowed
+from calls.access import client_ip, ip_allowed, secret_matches
 
 from . import services
 from .models import OutboundCall
@@ -35,7 +35,7 @@ def _client(request: HttpRequest) -> str:
 
 def _from_46elks(request: HttpRequest, secret: str) -> bool:
     """The secret in the path (as on the call socket), and the source address when ELKS_ALLOWED_IPS is set."""
-    if not hmac.compare_digest(secret.encode(), settings.ELKS_WS_SECRET.encode()):
+    if not secret_matches(secret, settings.ELKS_WS_SECRET):
         log.warning("refused a 46elks callback with a wrong secret from %s", _client(request))
         return False
     allowed = getattr(settings, "ELKS_ALLOWED_IPS", [])

@@ -3,7 +3,7 @@
 Per audio frame, autobahn's general frame machine (header checks, a masker object, frame and
 message callbacks, incremental UTF-8 validation) and daphne's hand-off to the application (a dict
 per message, an asyncio queue, a task wake-up) cost more than everything else the bridge does
-with the frame. So the scope of every WebSocket offers a link (voiceagent.textlink): for an
+with the frame. So the scope of every WebSocket offers a link (calls.textlink): for an
 application that takes it, complete text frames go straight from the socket to its
 callback, and it writes text frames straight to the transport. Everything else (the handshake,
 pings, fragments, frames split across reads, closing, anything the fast lane does not recognise)
@@ -23,9 +23,8 @@ from daphne.server import Server
 from daphne.ws_protocol import WebSocketProtocol
 from twisted.internet import reactor, tcp
 
-from calls.wsframes import server_text_frame, take_text_frames
-
-from .textlink import TEXT_LINK, LinkClosed
+from calls.live.wsframes import server_text_frame, take_text_frames
+from calls.textlink import TEXT_LINK, LinkClosed
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +32,7 @@ READ_SIZE = 65536  # as Twisted reads
 
 
 class _Link:
-    """The fast lane of one connection, as its application sees it (a voiceagent.textlink.TextLink)."""
+    """The fast lane of one connection, as its application sees it (a calls.textlink.TextLink)."""
 
     def __init__(self, protocol: FastLaneProtocol) -> None:
         self._protocol = protocol

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpResponse
 
-from .clientip import request_client_ip
+from calls.access import request_client_ip
 
 log = logging.getLogger(__name__)
 

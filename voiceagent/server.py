@@ -4,7 +4,7 @@
   process exits, within SHUTDOWN_GRACE_SECONDS; daphne alone may cancel nothing.
 - The access log hides the 46elks secret, which is part of the call socket's path.
 - Calls a dead process left `active` are closed at start.
-- Call sockets get a fast lane for their audio frames (voiceagent.fastlane).
+- Call sockets get a fast lane for their audio frames (voiceagent.fastlane), unless FAST_LANE=0.
 
 Usage: python -m voiceagent.server [--host 0.0.0.0] [--port $PORT]
 """
@@ -51,8 +51,9 @@ def _redacting_access_log(stream, secret: str):
 
 async def shutdown_calls(grace: float) -> int:
     """End every live call of this process politely, within `grace` seconds; returns how many."""
-    from calls import registry
-    from calls.session import SHUTDOWN_GOODBYE, Outcome
+    from calls.live.registry import PROCESS_CALLS as registry
+    from calls.live.turns import SHUTDOWN_GOODBYE
+    from calls.live.types import Outcome
 
     registry.accepting = False
     sessions = list(registry.live)
@@ -93,7 +94,7 @@ def log_memory_summary() -> None:
     """
     import collections
 
-    from calls import registry
+    from calls.live.registry import PROCESS_CALLS as registry
 
     gc.collect()
     try:  # give memory Python freed back to the system, so RSS shows what is really held
@@ -129,6 +130,8 @@ def main(argv: list[str] | None = None) -> None:
 
     logging.basicConfig(level=settings.LOG_LEVEL, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     log.info("event loop: %s", "uvloop" if uvloop_on else "asyncio")
+    from daphne.server import Server
+
     from calls.services import calls_close_stale
     from voiceagent.fastlane import FastLaneServer
 
@@ -139,7 +142,9 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # the database may be briefly unavailable; calls still work
         log.error("could not close stale calls at start: %s", exc)
 
-    server: FastLaneServer | None = None
+    server_class = FastLaneServer if settings.FAST_LANE else Server
+    log.info("call sockets: %s", "fast lane" if settings.FAST_LANE else "plain daphne/Channels (FAST_LANE=0)")
+    server: Server | None = None
 
     stopping: list[bool] = []
     stop_task: list[asyncio.Task] = []
@@ -168,7 +173,7 @@ def main(argv: list[str] | None = None) -> None:
         loop.add_signal_handler(signal.SIGUSR1, log_memory_summary)
         steady_pauses()
 
-    server = FastLaneServer(
+    server = server_class(
         application=application,
         endpoints=[f"tcp:port={args.port}:interface={args.host}"],
         signal_handlers=False,

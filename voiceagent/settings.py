@@ -94,7 +94,7 @@ TEMPLATES = [
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 # Under ASGI each request may run in a different thread: persistent connections would leak.
-# (The fixed threads of calls.recorder.run_db keep theirs on SQLite, where opening one is slow.)
+# (The fixed threads of calls.db.run_db keep theirs on SQLite, where opening one is slow.)
 DATABASES["default"]["CONN_MAX_AGE"] = 0
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # A pool instead of a new connection per query: call setup waits for the database.
@@ -202,7 +202,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-        "json": {"()": "insights.logfmt.JsonFormatter"},
+        "json": {"()": "voiceagent.logfmt.JsonFormatter"},
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
@@ -219,11 +219,22 @@ CALL_OBSERVERS: list[str] = [
     "insights.observers.call_insights",  # usage, cost, reply times, metrics (before the webhook reads them)
     "insights.recording.call_recorder",  # stereo recording, for assistants that record calls
     # Live dashboards (call started/ended, transcript lines): after insights, so an ended call shows its cost.
-    "dashboard.observer.dashboard_observer",
+    "dashboard.observers.dashboard_observer",
     # Keep it last: it sends the after-call webhook once the other observers have recorded the call.
     "tools.observers.tools_observer",
 ]
 CALL_TOOL_RUNNER = "tools.runner.tool_runner"
+# Extensions' part in recording a new call (calls.hooks.CallStartHook).
+CALL_START_HOOKS: list[str] = ["tools.call_start.OutboundAndTools"]
+# Mixins that extend the core's admin pages (calls.hooks.admin_extensions), first named first.
+CALL_ADMIN_EXTENSIONS: list[str] = ["insights.admin_mixins.CallInsightsAdminMixin", "tools.admin.CallToolsAdminMixin"]
+ASSISTANT_ADMIN_EXTENSIONS: list[str] = ["tools.admin.AssistantToolsAdminMixin"]
+
+# The worker process (Procfile `worker`, calls.jobs): background jobs and how often each runs, in seconds.
+WORKER_JOBS: list[tuple[str, float]] = [
+    ("tools.jobs.deliver_due_webhooks", 30.0),
+    ("insights.jobs.delete_expired_recordings", 3600.0),
+]
 
 # Actions (tools app; every variable is explained in docs/actions.md).
 # The longest any tool may run; a webhook tool gets at least its own timeout plus one second.
@@ -246,6 +257,9 @@ POST_CALL_WEBHOOK_MAX_ATTEMPTS = env.int("POST_CALL_WEBHOOK_MAX_ATTEMPTS", defau
 # (unset: /metrics is off); calls whose reply time p95 exceeds SLOW_CALL_P95_MS are flagged in admin.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 SLOW_CALL_P95_MS = env.int("SLOW_CALL_P95_MS", default=1500)
+
+# The fast lane for call sockets' audio frames (voiceagent.fastlane); 0 serves them through plain daphne/Channels.
+FAST_LANE = env.bool("FAST_LANE", default=True)
 
 # Call limits (safe defaults; see the README).
 CALL_HELLO_TIMEOUT = env.float("CALL_HELLO_TIMEOUT", default=5.0)

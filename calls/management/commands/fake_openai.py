@@ -12,7 +12,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from calls.fake_realtime import add_arguments, run_forever, server_from_options
+from calls.testing.fake_openai import add_arguments, run_forever, server_from_options
 
 
 class Command(BaseCommand):

@@ -14,7 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from calls.simulator import CallResult, CallSimulator, SimulatorError
+from calls.testing.elks_simulator import CallResult, CallSimulator, SimulatorError
 
 DEFAULT_PORT = 8095
 

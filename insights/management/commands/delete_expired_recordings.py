@@ -1,15 +1,15 @@
-"""Delete call recordings older than their assistant's retention period (run it daily)."""
+"""Delete call recordings older than their assistant's retention period (the worker does it hourly)."""
 
 from django.core.management.base import BaseCommand
 
-from insights import services
+from insights import jobs, services
 
 
 class Command(BaseCommand):
     help = (
         "Delete recordings older than each assistant's 'keep recordings for (days)' setting "
         f"({services.ORPHAN_RECORDING_RETENTION_DAYS} days for calls whose assistant was deleted). "
-        "Run it once a day, e.g. from cron or the platform's scheduler."
+        "The worker process (Procfile) runs this every hour; run it by hand to see what it would do."
     )
 
     def add_arguments(self, parser):
@@ -22,9 +22,4 @@ class Command(BaseCommand):
                 self.stdout.write(f"would delete {call.recording.name} (call {call.pk}, {call.started_at:%Y-%m-%d})")
             self.stdout.write(f"{len(expired)} recording(s) would be deleted.")
             return
-        missing = 0
-        for call in expired:
-            if not services.recording_delete(call=call):
-                missing += 1
-        note = f" ({missing} file(s) were already gone from storage)" if missing else ""
-        self.stdout.write(f"Deleted {len(expired)} expired recording(s){note}.")
+        self.stdout.write(jobs.delete_expired_recordings() or "No recording has expired.")

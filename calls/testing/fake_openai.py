@@ -38,7 +38,8 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from calls.audio import PCM_24000, AudioFormat, decode, encode, format_for_openai, rms
+from assistants.audio_formats import PCM_24000, AudioFormat, format_for_openai
+from calls.live.audio import decode, encode, rms
 
 MODELS = (
     "gpt-realtime-2.1",

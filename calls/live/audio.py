@@ -1,49 +1,15 @@
-"""Audio formats shared by 46elks and OpenAI Realtime, and the G.711 codecs.
+"""G.711 codecs and linear-sample helpers.
 
-The bridge itself never transcodes: the same format is declared on both sides and bytes pass
-through. The codecs exist for the tools around it (the call simulator, the fake OpenAI server's
-voice detector, recordings), which need linear samples.
+The bridge itself never transcodes; these serve the tools around it (the call simulator, the fake
+OpenAI server's voice detector, recordings), which need linear samples.
 """
 
 from __future__ import annotations
 
 import array
 import sys
-from dataclasses import dataclass
 
-
-@dataclass(frozen=True)
-class AudioFormat:
-    """One wire format, named as the Assistant stores it."""
-
-    name: str  # also the 46elks format string
-    openai: dict  # GA `audio.*.format` object
-    sample_rate: int
-    bytes_per_sample: int
-
-    @property
-    def bytes_per_ms(self) -> int:
-        return self.sample_rate * self.bytes_per_sample // 1000
-
-    def ms(self, nbytes: int) -> float:
-        return nbytes / self.bytes_per_ms
-
-
-PCM_24000 = AudioFormat("pcm_24000", {"type": "audio/pcm", "rate": 24000}, 24000, 2)
-ULAW = AudioFormat("ulaw", {"type": "audio/pcmu"}, 8000, 1)
-ALAW = AudioFormat("alaw", {"type": "audio/pcma"}, 8000, 1)
-
-FORMATS: dict[str, AudioFormat] = {f.name: f for f in (PCM_24000, ULAW, ALAW)}
-
-
-def format_for_openai(obj: dict | None) -> AudioFormat | None:
-    """The AudioFormat an OpenAI format object describes, or None if we do not bridge it."""
-    if not isinstance(obj, dict):
-        return None
-    for fmt in FORMATS.values():
-        if obj.get("type") == fmt.openai["type"] and obj.get("rate", fmt.openai.get("rate")) == fmt.openai.get("rate"):
-            return fmt
-    return None
+from assistants.audio_formats import ALAW, ULAW, AudioFormat
 
 
 def _ulaw_to_linear(byte: int) -> int:

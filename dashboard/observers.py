@@ -10,19 +10,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from calls.observers import CallObserver
+from calls.live.observers import CallObserver
 
 from .broadcast import publish
 
 if TYPE_CHECKING:
-    from calls.session import CallSession, Outcome, TranscriptLine
+    from calls.live.types import CallHandle, Outcome, TranscriptLine
 
 
 class DashboardObserver(CallObserver):
-    def started(self, session: CallSession) -> None:
+    def started(self, session: CallHandle) -> None:
         publish({"type": "dashboard.call", "call": session.call_pk, "event": "started"})
 
-    def transcript(self, session: CallSession, line: TranscriptLine) -> None:
+    def transcript(self, session: CallHandle, line: TranscriptLine) -> None:
         publish(
             {
                 "type": "dashboard.transcript",
@@ -35,10 +35,10 @@ class DashboardObserver(CallObserver):
             }
         )
 
-    async def ended(self, session: CallSession, outcome: Outcome) -> None:
+    async def ended(self, session: CallHandle, outcome: Outcome) -> None:
         publish({"type": "dashboard.call", "call": session.call_pk, "event": "ended"})
 
 
-def dashboard_observer(session: CallSession) -> DashboardObserver | None:
+def dashboard_observer(session: CallHandle) -> DashboardObserver | None:
     """The CALL_OBSERVERS factory: every recorded call is shown live."""
     return DashboardObserver() if session.call_pk is not None else None

@@ -8,14 +8,10 @@ audio, and then per frame, so they must be cheap (append to a buffer).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from django.conf import settings
-from django.utils.module_loading import import_string
-
 if TYPE_CHECKING:
-    from .session import CallSession, Outcome, TranscriptLine
+    from .types import CallHandle, Outcome, TranscriptLine
 
 log = logging.getLogger(__name__)
 
@@ -25,46 +21,38 @@ class CallObserver:
 
     wants_audio = False
 
-    def started(self, session: CallSession) -> None:
+    def started(self, session: CallHandle) -> None:
         """The call has a record and an assistant, and OpenAI is being connected."""
 
-    def transcript(self, session: CallSession, line: TranscriptLine) -> None:
+    def transcript(self, session: CallHandle, line: TranscriptLine) -> None:
         """A transcript line was queued for writing (also when it is rewritten after a cut)."""
 
-    def speech_stopped(self, session: CallSession, at: float) -> None:
+    def speech_stopped(self, session: CallHandle, at: float) -> None:
         """OpenAI's VAD says the caller stopped speaking (start of a turn's latency)."""
 
-    def first_audio(self, session: CallSession, at: float, response_id: str | None) -> None:
+    def first_audio(self, session: CallHandle, at: float, response_id: str | None) -> None:
         """The first audio of a response was handed to 46elks."""
 
-    def response_done(self, session: CallSession, response: dict[str, Any]) -> None:
+    def response_done(self, session: CallHandle, response: dict[str, Any]) -> None:
         """A `response.done` arrived (its `usage` is what OpenAI bills)."""
 
-    def transcription_done(self, session: CallSession, event: dict[str, Any]) -> None:
+    def transcription_done(self, session: CallHandle, event: dict[str, Any]) -> None:
         """A caller transcription completed (its `usage` is billed separately)."""
 
-    def openai_error(self, session: CallSession, error: dict[str, Any]) -> None:
+    def openai_error(self, session: CallHandle, error: dict[str, Any]) -> None:
         """OpenAI sent an `error` event that is not one of barge-in's harmless races."""
 
-    def interrupted(self, session: CallSession, at: float) -> None:
+    def interrupted(self, session: CallHandle, at: float) -> None:
         """The caller cut the assistant off; playback was cleared at `at`."""
 
-    def caller_audio(self, session: CallSession, b64: bytes, at: float) -> None:
+    def caller_audio(self, session: CallHandle, b64: bytes, at: float) -> None:
         """Caller audio forwarded to OpenAI, base64 as ASCII bytes (only if `wants_audio`)."""
 
-    def assistant_audio(self, session: CallSession, b64: str, at: float) -> None:
+    def assistant_audio(self, session: CallHandle, b64: str, at: float) -> None:
         """Assistant audio handed to 46elks (only if `wants_audio`)."""
 
-    async def ended(self, session: CallSession, outcome: Outcome) -> None:
+    async def ended(self, session: CallHandle, outcome: Outcome) -> None:
         """The call is over and its record is finished."""
-
-
-ObserverFactory = Callable[["CallSession"], "CallObserver | None"]
-
-
-def observer_factories() -> list[ObserverFactory]:
-    """The factories named in settings.CALL_OBSERVERS (dotted paths)."""
-    return [import_string(path) for path in getattr(settings, "CALL_OBSERVERS", [])]
 
 
 def safe(observer: CallObserver, hook: str, *args: Any) -> None:

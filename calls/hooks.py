@@ -1,0 +1,57 @@
+"""Where extension apps take part in the core's work. The core names none of them: settings do.
+
+- `settings.CALL_OBSERVERS`: told about every live call's events (calls.live.observers).
+- `settings.CALL_TOOL_RUNNER`: runs the functions an assistant may call (calls.live.types.ToolRunner).
+- `settings.CALL_START_HOOKS`: take part in recording a new call (`CallStartHook`, below).
+- `settings.CALL_ADMIN_EXTENSIONS`, `settings.ASSISTANT_ADMIN_EXTENSIONS`: mixins that add
+  columns, filters, sections and inlines to the core's admin pages (assistants.admin_helpers).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+
+@dataclass
+class Claim:
+    """What a hook says a new call is, beyond a call to a number: who answers it, and which way it goes."""
+
+    hook: CallStartHook
+    assistant: Any  # assistants.models.Assistant, or None: an ordinary call to the dialled number
+    direction: str  # calls.models.CallDirection value
+    target: Any = None  # the hook's own object (e.g. the outbound call this leg answers)
+
+
+class CallStartHook:
+    """An extension's part in `calls.services.call_start`, run in a database thread for every hello.
+
+    Keep each method to a light query or two: a caller is waiting.
+    """
+
+    def candidates(self, *, call_id: str, from_number: str, to_number: str) -> Any:
+        """Before the call's transaction: what this call might be for the hook (falsy: nothing)."""
+        return None
+
+    def claim(self, candidates: Any) -> Claim | None:
+        """In the call's transaction: lock and claim one of `candidates`, or None if none is still free."""
+        return None
+
+    def attach(self, claim: Claim, call: Any) -> None:
+        """In the same transaction, once the call's row exists."""
+
+    def extras(self, assistant: Any, claim: Claim | None) -> dict[str, Any]:
+        """What the call needs at its start beyond the assistant's settings (`AssistantConfig.extra`).
+
+        The live call never queries the database, so whatever its extensions need is read here.
+        """
+        return {}
+
+
+@cache
+def call_start_hooks() -> tuple[CallStartHook, ...]:
+    return tuple(import_string(path)() for path in getattr(settings, "CALL_START_HOOKS", []))
