@@ -4,7 +4,7 @@ VENV ?= .venv
 PORT ?= 8095
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench clean superuser fake-openai call
 
 $(BIN)/.installed-run: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -19,17 +19,37 @@ $(BIN)/.installed-dev: requirements.txt requirements-dev.txt
 	touch $@ $(BIN)/.installed-run
 
 ## Run the server on the embedded defaults: SQLite, in-memory channel layer, port 8095.
-run: $(BIN)/.installed-run
-	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py migrate --noinput
-	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py setup_info --port $(PORT)
-	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py runserver 0.0.0.0:$(PORT)
+## On first use it writes .env (DEBUG on, generated secrets), which every other command then reads.
+run: $(BIN)/.installed-run .env
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py setup_info --port $(PORT)
+	$(BIN)/python manage.py runserver 0.0.0.0:$(PORT)
+
+.env: | $(BIN)/.installed-run
+	$(BIN)/python -m voiceagent.devenv
+
+## Create an admin user (asks for a name and a password).
+superuser: $(BIN)/.installed-run .env
+	$(BIN)/python manage.py createsuperuser
+
+## A local stand-in for OpenAI's Realtime API on port 8765 (run `make run` with OPENAI_REALTIME_URL, see README).
+fake-openai: $(BIN)/.installed-run .env
+	$(BIN)/python manage.py fake_openai --port 8765
+
+## A simulated phone call to the running server: make call TO=+46700000001 [ARGS="--seconds 8 --record out.wav"]
+TO ?= +46700000001
+call: $(BIN)/.installed-run .env
+	$(BIN)/python manage.py simulate_call --to $(TO) $(ARGS)
 
 ## Run the whole test suite (uses DATABASE_URL / REDIS_URL when they are set).
 test: $(BIN)/.installed-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+## Style, and the import contracts of the layout (.importlinter; docs/architecture.md).
 lint: $(BIN)/.installed-dev
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 $(BIN)/.installed-bench: $(BIN)/.installed-dev bench/requirements.txt
 	$(BIN)/pip install --quiet -r bench/requirements.txt

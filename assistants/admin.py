@@ -12,7 +12,7 @@ from django.db import models, transaction
 from django.db.models import Count
 from django.utils.html import format_html_join
 
-from .admin_helpers import extended_admin
+from .admin_helpers import extended_admin, https_formfield
 from .models import Assistant, PhoneNumber
 from .revision_admin import RevisionHistoryMixin
 
@@ -28,6 +28,7 @@ class AssistantForm(forms.ModelForm):
     class Meta:
         model = Assistant
         fields = "__all__"
+        formfield_callback = https_formfield
         widgets = {
             "instructions": forms.Textarea(attrs={"rows": 24, "cols": 100, "class": "prompt-editor"}),
             "welcome_message": forms.Textarea(attrs={"rows": 3, "cols": 100}),
@@ -45,7 +46,7 @@ class AssistantAdminBase(RevisionHistoryMixin, admin.ModelAdmin):
     save_on_top = True
     # Adds "Talk to this assistant" (a browser test call, dashboard app) to the object tools.
     change_form_template = "admin/assistants/assistant/talk_change_form.html"
-    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}  # as the form's own fields (above)
     fieldsets = (
         ("Persona", {"fields": ("name", "is_active", "welcome_message", "instructions")}),
         ("Voice", {"fields": ("voice", "speed", "language")}),

@@ -8,6 +8,7 @@ names (`ASSISTANT_ADMIN_EXTENSIONS`, `CALL_ADMIN_EXTENSIONS`): each mixin overri
 from __future__ import annotations
 
 from django.conf import settings
+from django.db.models import URLField
 from django.utils.module_loading import import_string
 
 
@@ -26,6 +27,13 @@ def insert_fieldsets(fieldsets, new, *, before: str) -> tuple:
     fieldsets = list(fieldsets)
     at = next((i for i, (title, _) in enumerate(fieldsets) if title == before), len(fieldsets))
     return tuple(fieldsets[:at] + list(new) + fieldsets[at:])
+
+
+def https_formfield(field, **kwargs):
+    """A ModelForm's `formfield_callback`: URL fields assume https:// when people type a bare host name."""
+    if isinstance(field, URLField):
+        kwargs.setdefault("assume_scheme", "https")
+    return field.formfield(**kwargs)
 
 
 def admin_extensions(setting: str) -> tuple[type, ...]:

@@ -24,14 +24,13 @@ from django.conf import settings
 from django.utils.module_loading import import_string
 
 from .access import client_ip, ip_allowed, secret_matches
-from .live.observers import CallObserver
+from .live.observers import CallObserver, ObserverFactory
 from .live.session import CallSession
 from .live.types import (
     SHUTDOWN,
     STAFF_HANGUP,
     CallerGone,
     CallStore,
-    ObserverFactory,
     Outcome,
     SessionSettings,
     ToolRunnerFactory,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.db import models
+from django.utils import timezone
 
 
 class CallStatus(models.TextChoices):
@@ -80,7 +81,9 @@ class Call(models.Model):
         indexes = [models.Index(fields=["assistant", "started_at"])]
 
     def __str__(self) -> str:
-        return f"{self.from_number or '?'} → {self.to_number or '?'} ({self.started_at:%Y-%m-%d %H:%M})"
+        # In the site's time zone, as "Started at" shows it next to this title.
+        started = timezone.localtime(self.started_at) if self.started_at else None
+        return f"{self.from_number or '?'} → {self.to_number or '?'} ({started:%Y-%m-%d %H:%M})"
 
     @property
     def duration_display(self) -> str:

@@ -15,12 +15,13 @@ import orjson
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from assistants.models import Assistant
+from calls import selectors as call_selectors
 from calls.consumers import ElksCallConsumer, call_group, call_store
 from calls.db import run_db
 from calls.live.elks import Hello
 from calls.live.types import CallerGone, Opened, Outcome, TranscriptLine
 
-from . import rendering, selectors
+from . import rendering
 from .broadcast import GROUP
 from .permissions import can_hang_up, can_test_call, can_watch
 
@@ -117,7 +118,7 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
         if not self.may_hang_up:
             await answer(False, "You are not allowed to end calls. An administrator can give you “Can change call”.")
             return
-        if not await run_db(selectors.call_is_active)(call_pk):
+        if not await run_db(call_selectors.call_is_active)(call_pk):
             await answer(False, "This call has already ended.")
             return
         username = self.scope["user"].get_username()

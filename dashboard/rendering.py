@@ -10,9 +10,8 @@ from typing import Any
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from calls import selectors as call_selectors
 from calls.models import Call, CallStatus
-
-from . import selectors
 
 
 def call_row(call: Call, *, can_hang_up: bool) -> str:
@@ -25,13 +24,13 @@ def _rows(calls: list[Call], *, can_hang_up: bool) -> str:
 
 def snapshot(*, can_hang_up: bool) -> dict[str, Any]:
     """Every row, as on a fresh page: sent when a dashboard (re)connects."""
-    active = list(selectors.active_calls())
+    active = list(call_selectors.call_list_active())
     return {
         "type": "snapshot",
         "now": timezone.now().isoformat(),
         "active": _rows(active, can_hang_up=can_hang_up),
         "active_count": len(active),
-        "recent": _rows(selectors.recent_calls(), can_hang_up=can_hang_up),
+        "recent": _rows(call_selectors.call_list_recent(), can_hang_up=can_hang_up),
     }
 
 

@@ -1,4 +1,4 @@
-"""Reads for the dashboard: calls now and lately, one call's conversation, setup progress, usage."""
+"""Reads for the dashboard beyond single calls (calls.selectors): setup progress and usage per day."""
 
 from __future__ import annotations
 
@@ -6,32 +6,12 @@ import datetime as dt
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db.models import Count, QuerySet, Sum
+from django.db.models import Count, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from assistants.models import Assistant, PhoneNumber
-from calls.models import Call, CallStatus
-
-RECENT_CALLS = 30
-
-
-def active_calls() -> QuerySet[Call]:
-    return Call.objects.filter(status=CallStatus.ACTIVE).select_related("assistant").order_by("-started_at")
-
-
-def recent_calls(limit: int = RECENT_CALLS) -> list[Call]:
-    return list(
-        Call.objects.exclude(status=CallStatus.ACTIVE).select_related("assistant").order_by("-started_at")[:limit]
-    )
-
-
-def call_with_transcript(pk: int) -> Call | None:
-    return Call.objects.select_related("assistant").prefetch_related("transcript").filter(pk=pk).first()
-
-
-def call_is_active(pk: int) -> bool:
-    return Call.objects.filter(pk=pk, status=CallStatus.ACTIVE).exists()
+from calls.models import Call
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 
 from assistants.models import Assistant
+from calls import selectors as call_selectors
 
 from . import charts, selectors
 from .permissions import can_hang_up, can_test_call, can_watch
@@ -68,8 +69,8 @@ def index(request: HttpRequest) -> HttpResponse:
         "steps": steps,
         "setup_complete": status.complete,
         "elks_url": elks_websocket_url(request) if request.user.is_superuser else "",
-        "active_calls": list(selectors.active_calls()),
-        "recent_calls": selectors.recent_calls(),
+        "active_calls": list(call_selectors.call_list_active()),
+        "recent_calls": call_selectors.call_list_recent(),
         "can_hang_up": can_hang_up(request.user),
         "can_test_call": can_test_call(request.user),
         "assistants": selectors.assistants_to_try(),
@@ -85,7 +86,7 @@ def call_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """One call's header and conversation, loaded into the dashboard's side panel."""
     if not can_watch(request.user):
         return _forbidden(request, "You need permission to view calls.")
-    call = selectors.call_with_transcript(pk)
+    call = call_selectors.call_get_with_transcript(pk)
     if call is None:
         raise Http404("No such call.")
     return render(request, "dashboard/_call_detail.html", {"call": call, "can_hang_up": can_hang_up(request.user)})

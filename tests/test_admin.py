@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+
 import pytest
 from django.contrib.auth.models import Group, User
 from django.core.management import call_command
@@ -134,3 +136,19 @@ def _form_data(assistant: Assistant, **changes) -> dict:
 
 def test_migrations_are_complete(db):
     call_command("makemigrations", "--check", "--dry-run", verbosity=0)
+
+
+def test_the_call_page_title_and_its_start_time_are_in_the_sites_time_zone(admin_client, assistant, settings):
+    settings.TIME_ZONE = "Europe/Stockholm"
+    started = timezone.make_aware(datetime.datetime(2026, 12, 3, 10, 33), datetime.UTC)  # 11:33 in Stockholm
+    call = Call.objects.create(
+        call_id="tz1",
+        from_number="+46700000001",
+        to_number="+46701234567",
+        assistant=assistant,
+        started_at=started,
+        status=CallStatus.COMPLETED,
+    )
+    html = admin_client.get(reverse("admin:calls_call_change", args=[call.pk])).content.decode()
+    assert "(2026-12-03 11:33)" in html  # the title
+    assert "10:33" not in html

@@ -250,3 +250,43 @@ async def test_the_page_says_when_the_microphone_is_refused(site, tmp_path):
         finally:
             await chromium.close()
     assert not await sync_to_async(Call.objects.exists)()
+
+
+async def test_call_tables_stay_inside_their_cards_on_a_laptop_screen(browser, site):
+    """At 1280 px the "Recent calls" table (with its Cost column) scrolls inside its card, not out of it."""
+    from django.utils import timezone
+
+    def recent_calls() -> None:
+        assistant = make_assistant("Reception and after-hours bookings for the whole group", NUMBER_A)
+        for i in range(3):
+            Call.objects.create(
+                call_id=f"wide-{i}",
+                from_number="+46709999999",
+                to_number=NUMBER_A,
+                assistant=assistant,
+                started_at=timezone.now(),
+                status="failed",
+                end_reason="openai_error",
+                cost="0.1234",
+                end_detail="OpenAI refused the connection (HTTP 429): check the billing and limits of the project.",
+            )
+
+    await sync_to_async(recent_calls)()
+    await sync_to_async(make_user)("boss", superuser=True)
+    page = await logged_in_page(browser, site, "boss", "/dashboard/")
+    await page.set_viewport_size({"width": 1280, "height": 900})
+    await expect(page.locator("#recent-calls tr.call-row")).to_have_count(3)
+    spill = await page.evaluate(
+        """() => [...document.querySelectorAll("table.calls")].map(t => {
+            const card = t.closest(".card");
+            let shown = t;  // what is drawn: the table, or the box that scrolls it
+            for (let el = t.parentElement; el !== card; el = el.parentElement) {
+                if (getComputedStyle(el).overflowX !== "visible") shown = el;
+            }
+            const a = shown.getBoundingClientRect(), b = card.getBoundingClientRect();
+            return Math.round(Math.max(0, a.right - b.right, b.left - a.left));
+        })"""
+    )
+    assert spill == [0, 0], f"tables run out of their cards by {spill} px"
+    assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    await screenshot(page, "dashboard-1280.png")

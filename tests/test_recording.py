@@ -260,7 +260,7 @@ def test_expired_recordings_are_deleted_per_assistant(db, media):
 
     out = io.StringIO()
     call_command("delete_expired_recordings", stdout=out)
-    assert "Deleted 2 expired recording(s)" in out.getvalue()
+    assert "deleted 2 expired recording(s)" in out.getvalue()
     assert not path.exists() and not (media / orphan.recording.name).exists()
     for call, kept in ((old_week, False), (new_week, True), (old_month, True), (orphan, False)):
         call.refresh_from_db()

@@ -37,7 +37,7 @@ OURS = (
 
 def load(env: dict[str, str]) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if k not in OURS}
-    clean.update(DJANGO_SETTINGS_MODULE="voiceagent.settings", **env)
+    clean.update(DJANGO_SETTINGS_MODULE="voiceagent.settings", VOICEAGENT_ENV_FILE="", **env)
     return subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, env=clean, capture_output=True, text=True)
 
 
@@ -90,6 +90,7 @@ def test_check_deploy_passes_with_the_documented_production_env():
     env = {k: v for k, v in os.environ.items() if k not in OURS}
     env.update(
         DJANGO_SETTINGS_MODULE="voiceagent.settings",
+        VOICEAGENT_ENV_FILE="",
         SECRET_KEY="k" * 60 + "Zq7#",
         ELKS_WS_SECRET="s" * 40,
         ALLOWED_HOSTS="voice.example.com",
@@ -105,3 +106,29 @@ def test_check_deploy_passes_with_the_documented_production_env():
         text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_missing_secret_is_one_clear_line_from_manage_py_not_a_traceback():
+    env = {k: v for k, v in os.environ.items() if k not in OURS}
+    env.update(DJANGO_SETTINGS_MODULE="voiceagent.settings", VOICEAGENT_ENV_FILE="")
+    result = subprocess.run(
+        [sys.executable, "manage.py", "createsuperuser", "--help"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "SECRET_KEY is not set" in lines[0], result.stderr
+
+
+def test_the_dev_env_file_make_run_writes_gives_a_working_local_setup(tmp_path):
+    from voiceagent.devenv import write_dev_env
+
+    path = tmp_path / ".env"
+    assert write_dev_env(path)
+    first = path.read_text()
+    assert not write_dev_env(path) and path.read_text() == first  # an existing file is never touched
+    clean = {k: v for k, v in os.environ.items() if k not in OURS}
+    clean.update(DJANGO_SETTINGS_MODULE="voiceagent.settings", VOICEAGENT_ENV_FILE=str(path))
+    result = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, env=clean, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["debug"] is True

@@ -126,7 +126,12 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "voiceagent.settings")
     from django.conf import settings
 
-    from voiceagent.asgi import application  # sets Django up
+    from voiceagent.config_errors import SettingError, exit_on_setting_error
+
+    try:
+        from voiceagent.asgi import application  # sets Django up
+    except SettingError as exc:
+        exit_on_setting_error(exc)
 
     logging.basicConfig(level=settings.LOG_LEVEL, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     log.info("event loop: %s", "uvloop" if uvloop_on else "asyncio")

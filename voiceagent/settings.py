@@ -1,20 +1,27 @@
 """Settings, read from the environment (and an optional `.env` file) with django-environ.
 
 Every variable is listed in the README. With DEBUG off, missing secrets stop the process at
-startup with a message that says which variable to set.
+startup with a message that says which variable to set (`manage.py` and the server print it as
+one line). `make run` writes a local `.env` on first use (DEBUG on, generated secrets), so every
+command of the README works on a fresh clone; `VOICEAGENT_ENV_FILE` names another file, or none
+when empty (the test suite reads none, so a developer's `.env` cannot change what it tests).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import environ
-from django.core.exceptions import ImproperlyConfigured
+
+from .config_errors import SettingError
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+ENV_FILE = os.environ.get("VOICEAGENT_ENV_FILE", str(BASE_DIR / ".env"))
+if ENV_FILE:
+    environ.Env.read_env(ENV_FILE, overwrite=False)
 
 DEV_SECRET_KEY = "dev-insecure-secret-key-change-me"
 DEV_ELKS_WS_SECRET = "dev-elks-secret"
@@ -29,15 +36,13 @@ if not DEBUG:
         ("ELKS_WS_SECRET", ELKS_WS_SECRET, DEV_ELKS_WS_SECRET),
     ):
         if not value or value == default:
-            raise ImproperlyConfigured(
+            raise SettingError(
                 f"{name} is not set. With DEBUG off it must be a long random value: "
                 f"""python -c "import secrets; print(secrets.token_urlsafe(32))" """
                 f"(or set DEBUG=1 for local development)."
             )
     if len(ELKS_WS_SECRET) < 16:
-        raise ImproperlyConfigured(
-            "ELKS_WS_SECRET must be at least 16 characters: it is the only lock on the call socket."
-        )
+        raise SettingError("ELKS_WS_SECRET must be at least 16 characters: it is the only lock on the call socket.")
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
@@ -196,7 +201,7 @@ LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 # "json" writes one JSON object per line (with call_id on call lines) for log platforms; "plain" for people.
 LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
 if LOG_FORMAT not in ("plain", "json"):
-    raise ImproperlyConfigured(f"LOG_FORMAT must be 'plain' or 'json', not {LOG_FORMAT!r}.")
+    raise SettingError(f"LOG_FORMAT must be 'plain' or 'json', not {LOG_FORMAT!r}.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -2,6 +2,7 @@
 
 import os
 
+os.environ.setdefault("VOICEAGENT_ENV_FILE", "")  # never a developer's .env: tests run as CI does
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production-0123456789")
 os.environ.setdefault("ELKS_WS_SECRET", "test-elks-secret-0123456789")
 os.environ.setdefault("SECURE_SSL_REDIRECT", "0")

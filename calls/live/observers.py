@@ -8,6 +8,7 @@ audio, and then per frame, so they must be cheap (append to a buffer).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -53,6 +54,10 @@ class CallObserver:
 
     async def ended(self, session: CallHandle, outcome: Outcome) -> None:
         """The call is over and its record is finished."""
+
+
+ObserverFactory = Callable[["CallHandle"], "CallObserver | None"]
+"""Builds a call's observer once the call is recorded (None: this call needs none)."""
 
 
 def safe(observer: CallObserver, hook: str, *args: Any) -> None:

@@ -27,7 +27,7 @@ from assistants.realtime_config import AssistantConfig
 from . import elks
 from .ending import CallEnding
 from .guard import FLOOD, MessageGuard, burst_for
-from .observers import CallObserver, safe
+from .observers import CallObserver, ObserverFactory, safe
 from .playback import Playback
 from .realtime import RealtimeClient, is_benign_error
 from .registry import PROCESS_CALLS, CallRegistry
@@ -40,7 +40,6 @@ from .types import (
     CallerGone,
     CallStore,
     Connect,
-    ObserverFactory,
     Outcome,
     Send,
     SessionSettings,

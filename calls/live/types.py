@@ -16,7 +16,6 @@ if TYPE_CHECKING:
     from assistants.realtime_config import AssistantConfig
 
     from .elks import Hello
-    from .observers import CallObserver
     from .realtime import RealtimeClient
 
 
@@ -143,4 +142,3 @@ class ToolRunner(Protocol):
 
 
 ToolRunnerFactory = Callable[[CallHandle], "ToolRunner | None"]
-ObserverFactory = Callable[[CallHandle], "CallObserver | None"]

@@ -1,6 +1,7 @@
 """Delete call recordings older than their assistant's retention period (the worker does it hourly)."""
 
 from django.core.management.base import BaseCommand
+from django.utils import timezone
 
 from insights import jobs, services
 
@@ -19,7 +20,8 @@ class Command(BaseCommand):
         expired = services.recordings_expired()
         if dry_run:
             for call in expired:
-                self.stdout.write(f"would delete {call.recording.name} (call {call.pk}, {call.started_at:%Y-%m-%d})")
+                day = timezone.localtime(call.started_at).date()
+                self.stdout.write(f"would delete {call.recording.name} (call {call.pk}, {day})")
             self.stdout.write(f"{len(expired)} recording(s) would be deleted.")
             return
         self.stdout.write(jobs.delete_expired_recordings() or "No recording has expired.")
