@@ -22,12 +22,12 @@ class Command(BaseCommand):
         out.write(f"  46elks websocket URL: {url}")
         out.write("    (behind TLS use wss:// and your domain; set it as the websocket number's voice_start)")
         if not get_user_model().objects.filter(is_superuser=True).exists():
-            out.write(self.style.WARNING("  No admin user yet: .venv/bin/python manage.py createsuperuser"))
+            out.write(self.style.WARNING("  No admin user yet: make superuser  (or .venv/bin/python manage.py createsuperuser)"))
         if not settings.OPENAI_API_KEY:
             out.write(
                 self.style.WARNING(
                     "  OPENAI_API_KEY is not set: calls will end at once. Set it, or try everything without a key:\n"
-                    "    .venv/bin/python manage.py fake_openai   and   "
+                    "    make fake-openai   and   "
                     "OPENAI_REALTIME_URL=ws://127.0.0.1:8765/v1/realtime OPENAI_API_KEY=any make run"
                 )
             )
