@@ -22,11 +22,7 @@ class Command(BaseCommand):
         out.write(f"  46elks websocket URL: {url}")
         out.write("    (behind TLS use wss:// and your domain; set it as the websocket number's voice_start)")
         if not get_user_model().objects.filter(is_superuser=True).exists():
-            out.write(
-                self.style.WARNING(
-                    "  No admin user yet: make superuser  (or .venv/bin/python manage.py createsuperuser)"
-                )
-            )
+            out.write(self.style.WARNING("  No admin user yet: make superuser"))
         if not settings.OPENAI_API_KEY:
             out.write(
                 self.style.WARNING(
