@@ -66,9 +66,9 @@ class FakeSession(InputAudio, Responses):
         self._received = EventLog()
         self._sent = EventLog()
         self.errors: list[dict[str, Any]] = []
-        self.input_audio = bytearray()  # stays empty unless the server's keep_audio is on
+        self.input_audio = bytearray()  # what arrived; stays empty with the server's keep_audio off
         self.input_bytes = 0
-        self.sent_audio: dict[str, bytearray] = {}  # per item; only with keep_audio
+        self.sent_audio: dict[str, bytearray] = {}  # per item; empty with keep_audio off
         self.truncations: list[tuple[float, str, int]] = []
         self.items: dict[str, dict[str, Any]] = {}
         self.function_outputs: list[dict[str, Any]] = []
