@@ -10,6 +10,7 @@ clock for every process of the machine, which makes the times comparable across 
 from __future__ import annotations
 
 import base64
+import binascii
 import struct
 
 TAG = struct.Struct("<BBIId")  # marker, flags, stream id, sequence number, monotonic send time
@@ -32,7 +33,7 @@ def read_tag(b64: str | bytes) -> tuple[int, int, int, float] | None:
     if len(head) < TAG_CHARS:
         return None
     try:
-        marker, flags, stream, seq, sent_at = TAG.unpack(base64.b64decode(head))
+        marker, flags, stream, seq, sent_at = TAG.unpack(binascii.a2b_base64(head))
     except (ValueError, struct.error):
         return None
     if marker != MARKER:

@@ -8,8 +8,8 @@ frame carries a tag (bench.frames) so the fake OpenAI can tell when it was sent;
 frame carries one from the fake, so this side can tell the same.
 
 It is deliberately lean so that it is never the bottleneck: WebSocket frames are written and
-read by `bench.wire` on plain asyncio transports (no task or queue per message), and all calls'
-frames are paced by one timer that visits the calls in ten phase groups.
+read by `calls.testing.wire` on plain asyncio transports (no task or queue per message), and all
+calls' frames are paced by one timer that visits the calls in ten phase groups.
 
 `python -m bench.loadgen --url … --to … --calls N` prints marker lines on stdout (IDLE, WINDOW
 <start> <end>, DONE) for the orchestrator (bench.run) and writes its results as JSON to --out.
@@ -30,9 +30,9 @@ import orjson
 from websockets.uri import parse_uri
 
 from assistants.audio_formats import FORMATS
-from bench import wire
 from bench.frames import LOUD, MARKER, TAG, b64_nbytes, read_tag, rest_b64
 from bench.stats import Histogram
+from calls.testing import wire
 
 PHASES = 10  # calls are spread over this many phase groups per frame period
 AUDIO_PREFIX = b'{"t":"audio","data":"'

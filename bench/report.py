@@ -335,12 +335,14 @@ METHOD = """\
   (`interrupt` clears it and ignores audio until `sending`; `sync` is answered when everything before it
   has played), `bye` at the end. The caller talks for about a second, waits for the answer to play
   out, pauses and talks again; every third answer is cut into shortly after it starts (a barge-in).
-- **OpenAI.** The fake of `calls/fake_realtime.py` (`bench/fake_openai.py` subclasses it) greets,
-  answers every turn with 2.5 s of audio in 100 ms deltas sent every 20 ms (five times faster than
-  real time, as the service does), cancels a reply when the caller speaks over it, truncates, and
-  transcribes the caller 150 ms after each turn. For the benchmark its voice detector reads a flag in
-  the frame instead of measuring loudness, its schema validation is off, and it serves connections
-  on the sans-I/O `websockets` protocol: it must stay cheap beside the server it measures.
+- **OpenAI.** The tests' fake, `calls/testing/fake_openai/` (`bench/fake_openai.py` runs it and
+  measures through its public hooks), greets, answers every turn with 2.5 s of audio in 100 ms deltas
+  sent every 20 ms (five times faster than real time, as the service does), cancels a reply when the
+  caller speaks over it, truncates, and transcribes the caller 150 ms after each turn. It runs with
+  its load knobs (`manage.py fake_openai --load`): lean connections (`calls/testing/wire.py` framing
+  on plain asyncio), no schema validation, no copies of audio or records of appends and deltas; and
+  for the benchmark its voice detector reads a flag in the frame instead of measuring loudness: it
+  must stay cheap beside the server it measures.
 - **Processes.** The server runs alone on core 1 (`taskset -c 1`); the fake and the load generator
   run as two processes on core 0 (on uvloop when installed). Every step starts fresh processes. Our
   server runs as the `Procfile` runs it, `python -m voiceagent.server` (daphne with the call

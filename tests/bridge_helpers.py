@@ -34,10 +34,11 @@ def make_assistant(name: str, number: str, **fields) -> Assistant:
 
 @asynccontextmanager
 async def fake_openai(server: Daphne, **knobs) -> AsyncIterator[FakeRealtimeServer]:
-    init = {k: knobs.pop(k) for k in list(knobs) if k in FakeRealtimeServer.__init__.__code__.co_varnames}
-    fake = FakeRealtimeServer(api_key=TEST_API_KEY, port=server.openai_port, **init)
+    """A fake OpenAI on the port `server` calls, with any of its knobs (attributes) set first."""
+    fake = FakeRealtimeServer(api_key=TEST_API_KEY, port=server.openai_port)
     for name, value in knobs.items():
-        assert hasattr(fake, name), name
+        if not hasattr(fake, name) or name.startswith("_"):
+            raise TypeError(f"FakeRealtimeServer has no knob {name!r}")
         setattr(fake, name, value)
     async with fake:
         yield fake

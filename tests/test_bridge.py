@@ -42,7 +42,7 @@ async def test_happy_path_greeting_reply_transcript(daphne_server, assistants):
         await sim.wait_played_ms(600)  # the greeting
         await session.wait_for("input_audio_buffer.append")
         await sim.wait_speech_started()
-        await session.wait_sent("response.done", predicate=lambda e: len(session.responses) >= 2, timeout=8)
+        await session.wait_for("response.done", predicate=lambda e: len(session.responses) >= 2, timeout=8)
         await sim.wait_played_ms(1200)  # the reply, heard to the end
         await sim.hang_up()
         result = await task
@@ -136,7 +136,7 @@ async def test_no_interruptions_when_the_assistant_disallows_them(daphne_server,
         assert update["session"]["audio"]["input"]["turn_detection"]["interrupt_response"] is False
         await sim.wait_played_ms(500)
         sim.speak(500)
-        await session.wait_sent("input_audio_buffer.speech_started")
+        await session.wait_for("input_audio_buffer.speech_started")
         await sim.wait_played_ms(2000)
         await sim.hang_up()
         result = await task
@@ -215,7 +215,7 @@ async def test_openai_closing_mid_call_lets_queued_audio_finish_then_byes(daphne
         sim = simulator(daphne_server)
         task = asyncio.ensure_future(sim.run())
         session = await fake.next_session()
-        await session.wait_sent("response.done")
+        await session.wait_for("response.done")
         await session.close(1011, "internal error")
         result = await task
     assert result.ended_by == "server" and result.cut_ms_at_bye == 0

@@ -179,7 +179,7 @@ async def test_talk_to_an_assistant_from_its_admin_page(browser, site):
         session = await fake.next_session()
         # The assistant's voice reaches the page, and the microphone's reaches OpenAI.
         await page.wait_for_function("window.voiceTestCall.stats.audioMessages > 0", timeout=5000)
-        await session.wait_sent("input_audio_buffer.speech_started", timeout=8)
+        await session.wait_for("input_audio_buffer.speech_started", timeout=8)
         await expect(page.locator("#talk-transcript li.role-caller")).to_contain_text("Testing, one two three.")
         # The greeting is 0.8 s of audio: past 1.2 s, the reply to the caller has arrived too.
         await page.wait_for_function("window.voiceTestCall.stats.heardMs >= 1200", timeout=8000)

@@ -258,8 +258,8 @@ async def test_a_real_call_is_priced_from_what_openai_reported(daphne_server, tr
         sim = simulator(daphne_server, caller_audio=[("silence", 900), ("speech", 600), ("silence", 700)])
         task = asyncio.ensure_future(sim.run())
         session = await fake.next_session()
-        await session.wait_sent("conversation.item.input_audio_transcription.completed", timeout=8)
-        await session.wait_sent("response.done", predicate=lambda e: len(session.responses) >= 2, timeout=8)
+        await session.wait_for("conversation.item.input_audio_transcription.completed", timeout=8)
+        await session.wait_for("response.done", predicate=lambda e: len(session.responses) >= 2, timeout=8)
         await sim.wait_played_ms(1000)
         await sim.hang_up()
         result = await task

@@ -503,7 +503,7 @@ async def test_dashboard_follows_a_call_and_staff_hang_it_up_politely(dashboard_
             caller = await next_message(dash, "line", lambda m: m["role"] == "caller")
             assert caller["text"] == "I would like a pizza."
             session = fake.sessions[0]
-            await session.wait_sent("response.done", predicate=lambda e: len(session.responses) >= 2)
+            await session.wait_for("response.done", predicate=lambda e: len(session.responses) >= 2)
             await sim.wait_played_ms(1200 + 200)  # the whole reply is queued; the caller is hearing it
             await dash.send(json.dumps({"action": "hangup", "call": pk}))
             answer = await next_message(dash, "hangup")
@@ -543,7 +543,7 @@ async def test_browser_call_socket_is_a_test_call_through_the_call_session(dashb
             speech = speech_pcm24(600) + bytes(2 * 24 * 700)
             for i in range(0, len(speech), 960):  # 20 ms frames, as the page sends them
                 await ws.send(json.dumps({"t": "audio", "data": base64.b64encode(speech[i : i + 960]).decode()}))
-            await session.wait_sent("input_audio_buffer.speech_stopped")
+            await session.wait_for("input_audio_buffer.speech_stopped")
             await ws.send(json.dumps({"t": "bye", "reason": "hangup", "message": "Hung up in the browser."}))
             with pytest.raises(Exception):  # noqa: B017 - the server closes the socket once the call is recorded
                 while True:
@@ -570,7 +570,7 @@ async def test_hang_up_reaches_a_call_served_by_another_process(redis_url, daphn
             task = asyncio.ensure_future(sim.run())
             session = await fake.next_session()
             started = await next_message(dash, "call", lambda m: m["active"])
-            await session.wait_sent("response.done")  # the greeting is on its way to the caller
+            await session.wait_for("response.done")  # the greeting is on its way to the caller
             await sim.wait_played_ms(200)
             await dash.send(json.dumps({"action": "hangup", "call": started["call"]}))
             assert (await next_message(dash, "hangup"))["ok"] is True
@@ -601,7 +601,7 @@ async def test_a_redis_outage_does_not_touch_calls(transactional_db):
             sim = simulator(server, caller_audio=[("silence", 900), ("speech", 500), ("silence", 5000)])
             task = asyncio.ensure_future(sim.run())
             session = await fake.next_session()
-            await session.wait_sent("response.done", predicate=lambda e: len(session.responses) >= 2, timeout=8)
+            await session.wait_for("response.done", predicate=lambda e: len(session.responses) >= 2, timeout=8)
             await sim.wait_played_ms(1200)
             await sim.hang_up()
             result = await task

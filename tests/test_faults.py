@@ -52,7 +52,7 @@ class HealthyCall:
         self.task = asyncio.ensure_future(self.sim.run())
         self.session = await self.fake.next_session()
         self.session.answer_ms = self.answer_ms
-        await self.session.wait_sent("session.updated")
+        await self.session.wait_for("session.updated")
         return self
 
     async def __aexit__(self, *exc) -> None:
@@ -74,7 +74,7 @@ async def faulty_call_survives(server, fake, messages: list, *, expect_log: str)
         sim = simulator(server, to=NUMBER_A)
         task = asyncio.ensure_future(sim.run())
         session = await fake.next_session()
-        await session.wait_sent("session.updated")
+        await session.wait_for("session.updated")
         for message in messages:
             await sim.send_raw(message)
         await sim.wait_played_ms(1500)
@@ -128,7 +128,7 @@ async def test_messages_before_hello_are_ignored_then_the_call_works(daphne_serv
             await ws.send('{"t":"hello","callid":"early-bird","from":"+46709999999","to":"' + NUMBER_A + '"}')
             assert await asyncio.wait_for(ws.recv(), 5) == '{"t":"listening","format":"pcm_24000"}'
             session = await fake.next_session()
-            await session.wait_sent("response.done")
+            await session.wait_for("response.done")
             await ws.send('{"t":"bye","reason":"hangup","message":"the caller hung up"}')
     await daphne_server.await_log("audio before hello")
     call = await wait_call_ended(daphne_server, "early-bird")
@@ -223,7 +223,7 @@ async def test_bad_openai_events_are_tolerated(daphne_server, assistants, inject
             sim = simulator(daphne_server, to=NUMBER_A)
             task = asyncio.ensure_future(sim.run())
             session = await fake.next_session()
-            await session.wait_sent("session.updated")
+            await session.wait_for("session.updated")
             await session.send_raw(inject)
             await sim.wait_played_ms(1000)
             await sim.hang_up()
@@ -240,7 +240,7 @@ async def test_openai_session_expiry_ends_the_call_with_the_reason(daphne_server
             sim = simulator(daphne_server, to=NUMBER_A)
             task = asyncio.ensure_future(sim.run())
             session = await fake.next_session()
-            await session.wait_sent("response.done")
+            await session.wait_for("response.done")
             await session.expire()
             result = await task
     assert result.ended_by == "server" and result.cut_ms_at_bye == 0
@@ -254,7 +254,7 @@ async def test_openai_dropping_tcp_ends_the_call_politely(daphne_server, assista
             sim = simulator(daphne_server, to=NUMBER_A)
             task = asyncio.ensure_future(sim.run())
             session = await fake.next_session()
-            await session.wait_sent("response.done")
+            await session.wait_for("response.done")
             session.drop()
             result = await task
     assert result.ended_by == "server"
@@ -287,9 +287,9 @@ async def test_failed_response_does_not_end_the_call(daphne_server, assistants):
         sim = simulator(daphne_server, to=NUMBER_A, caller_audio=[("silence", 1000), ("speech", 600)])
         task = asyncio.ensure_future(sim.run())
         session = await fake.next_session()
-        await session.wait_sent("response.done")
+        await session.wait_for("response.done")
         session.error_on_response = {"type": "server_error", "message": "boom"}
-        await session.wait_sent(
+        await session.wait_for(
             "response.done",
             after=len(session.sent) - 1,
             timeout=8,
@@ -451,7 +451,7 @@ async def test_database_down_mid_call_keeps_the_call_and_writes_the_transcript_l
         session = await fake.next_session()
         live = _live_session(sim.result.callid)
         outage["on"] = True
-        await session.wait_sent("response.done", predicate=lambda e: len(session.responses) >= 2, timeout=8)
+        await session.wait_for("response.done", predicate=lambda e: len(session.responses) >= 2, timeout=8)
         await sim.wait_played_ms(1000)
         assert outage["failures"] > 0
         outage["on"] = False  # the database is back before the call ends

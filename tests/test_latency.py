@@ -50,7 +50,7 @@ async def test_stored_reply_times_match_the_fakes_configured_delay(daphne_server
         sim = simulator(daphne_server, caller_audio=script)
         task = asyncio.ensure_future(sim.run())
         session = await fake.next_session()
-        await session.wait_sent("response.done", predicate=lambda e: len(session.responses) >= 3, timeout=10)
+        await session.wait_for("response.done", predicate=lambda e: len(session.responses) >= 3, timeout=10)
         await sim.wait_played_ms(900)  # greeting and both replies heard
         await sim.hang_up()
         result = await task

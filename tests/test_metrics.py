@@ -133,7 +133,7 @@ async def test_a_call_shows_up_in_the_served_metrics_and_logs(metered_daphne, tr
         session = await fake.next_session()
         await session.wait_for("session.update")
         await session.send_error("rate_limit_exceeded", "You are sending requests too quickly.", type_="rate_limits")
-        await session.wait_sent("response.done", predicate=lambda e: len(session.responses) >= 2, timeout=8)
+        await session.wait_for("response.done", predicate=lambda e: len(session.responses) >= 2, timeout=8)
         await sim.wait_played_ms(600)
         _, during = await asyncio.to_thread(scrape, metered_daphne)
         await sim.hang_up()

@@ -1,7 +1,9 @@
 """`manage.py simulate_call`: ring our own 46elks socket exactly as 46elks would, and say what happened.
 
-A thin wrapper around calls.simulator.CallSimulator for people: it prints the call's events as
-they happen (never one line per audio frame) and a summary, and can save what the caller heard.
+A thin wrapper around calls.testing.elks_simulator.CallSimulator for people: it prints the call's
+events as they happen (never one line per audio frame) and a summary, and can save what the caller
+heard. The simulator is imported when the command runs, so that no module a real call loads
+imports the test peers.
 """
 
 from __future__ import annotations
@@ -9,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from calls.testing.elks_simulator import CallResult, CallSimulator, SimulatorError
+if TYPE_CHECKING:
+    from calls.testing.elks_simulator import CallResult, CallSimulator
 
 DEFAULT_PORT = 8095
 
@@ -25,21 +28,6 @@ def default_url() -> str:
     if not secret:
         raise CommandError("ELKS_WS_SECRET is not set: pass --url ws://host:port/ws/elks/<secret>/")
     return f"ws://127.0.0.1:{DEFAULT_PORT}/ws/elks/{secret}/"
-
-
-def parse_script(text: str) -> list[tuple[str, float]]:
-    """`silence:1000,speech:800` -> [("silence", 1000.0), ("speech", 800.0)]."""
-    segments = []
-    for part in text.split(","):
-        kind, _, ms = part.strip().partition(":")
-        try:
-            value = float(ms)
-        except ValueError:
-            value = -1.0
-        if kind not in ("silence", "speech") or value < 0:
-            raise CommandError(f"bad --script segment {part.strip()!r}: want silence:<ms> or speech:<ms>")
-        segments.append((kind, value))
-    return segments
 
 
 class Command(BaseCommand):
@@ -73,9 +61,15 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        from calls.testing.caller_audio import parse_script
+        from calls.testing.elks_simulator import CallSimulator, SimulatorError
+
         if options["play"] and options["script"]:
             raise CommandError("use either --play or --script, not both")
-        caller_audio: Any = options["play"] or (parse_script(options["script"]) if options["script"] else None)
+        try:
+            caller_audio: Any = options["play"] or (parse_script(options["script"]) if options["script"] else None)
+        except ValueError as exc:
+            raise CommandError(f"bad --script: {exc}") from None
         if options["frame_ms"] <= 0:
             raise CommandError("--frame-ms must be positive")
         try:

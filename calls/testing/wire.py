@@ -1,6 +1,7 @@
-"""Just enough WebSocket (RFC 6455) for the harness: handshakes, text frames, ping/pong, close.
+"""Just enough WebSocket (RFC 6455) for peers under load: handshakes, text frames, ping/pong, close.
 
-The load generator and the fake OpenAI share one core and must cost far less than the servers
+Used by the fake OpenAI's lean connections (both ends of the benchmark's server) and by the
+benchmark's 46elks load generator. They share one core and must cost far less than the servers
 they measure; a general-purpose WebSocket library spends most of their time per frame. This
 speaks the same protocol with a few byte operations per frame (masking is the C routine from
 `websockets`). It is not a general implementation: no extensions, no fragmented sends.
@@ -20,7 +21,7 @@ except ImportError:  # pragma: no cover - the pure-Python fallback
     from websockets.utils import apply_mask
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-TEXT, CLOSE, PING, PONG, CONT = 0x1, 0x8, 0x9, 0xA, 0x0
+TEXT, BINARY, CLOSE, PING, PONG, CONT = 0x1, 0x2, 0x8, 0x9, 0xA, 0x0
 _mask_keys = random.Random()
 
 

@@ -1,6 +1,7 @@
 """Tests of the fake OpenAI Realtime GA server, driven by a bare `websockets` client.
 
-No Django: the fake must be usable from any test, and these tests are its contract with them.
+No Django: the fake must be usable from any test, and these tests are its contract with them (and
+with the benchmark, which serves it on lean connections under its load knobs).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from assistants.audio_formats import PCM_24000, ULAW, AudioFormat
 from calls.live.audio import encode, silence
 from calls.testing.fake_openai import (
     BETA_ERROR,
+    CLIENT_EVENT_TYPES,
+    SERVER_EVENT_TYPES,
     ClientEventError,
     FakeRealtimeServer,
     add_arguments,
@@ -145,9 +148,10 @@ class Client:
         return self.events[start:]
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeRealtimeServer]:
-    async with FakeRealtimeServer(api_key=KEY) as server:
+@pytest.fixture(params=[False, True], ids=["websockets", "lean"])
+async def fake(request: pytest.FixtureRequest) -> AsyncIterator[FakeRealtimeServer]:
+    """Every contract test runs on both kinds of connection: the lean one must speak the same protocol."""
+    async with FakeRealtimeServer(api_key=KEY, lean=request.param) as server:
         yield server
 
 
@@ -635,7 +639,7 @@ async def test_send_raw_wait_for_and_concurrent_sessions(fake: FakeRealtimeServe
         waiter = sa.wait_for("input_audio_buffer.clear", timeout=2)
         await a.send({"type": "input_audio_buffer.clear", "event_id": "evt_c"})
         assert (await waiter)["event_id"] == "evt_c"
-        sent = await sa.wait_sent("input_audio_buffer.cleared", timeout=2)
+        sent = await sa.wait_for("input_audio_buffer.cleared", timeout=2)
         assert sent["type"] == "input_audio_buffer.cleared"
         assert [t for t, _ in sa.received] == sorted(t for t, _ in sa.received)
         with pytest.raises(TimeoutError):
@@ -682,3 +686,95 @@ async def test_instant_and_text_only_answers(fake: FakeRealtimeServer) -> None:
         text = "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta")
         assert text == "How can I help you today?"
         assert events[-1]["response"]["output"][0]["content"][0] == {"type": "output_text", "text": text}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Load knobs and hooks (what the benchmark uses)
+# ---------------------------------------------------------------------------------------------------
+
+
+def test_client_and_server_event_types_are_disjoint() -> None:
+    """wait_for picks the log by the event's type, which only works because no type travels both ways."""
+    assert "session.update" in CLIENT_EVENT_TYPES and "session.updated" in SERVER_EVENT_TYPES
+    assert len(CLIENT_EVENT_TYPES) == 11 and not CLIENT_EVENT_TYPES & SERVER_EVENT_TYPES
+
+
+def test_load_option_sets_every_load_knob() -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    fake = server_from_options(vars(parser.parse_args(["--load"])))
+    assert (fake.lean, fake.validate, fake.keep_audio, fake.record_stream_events) == (True, False, False, False)
+    fake = server_from_options(vars(parser.parse_args(["--no-validate", "--lean"])))
+    assert (fake.lean, fake.validate, fake.keep_audio, fake.record_stream_events) == (True, False, True, True)
+    fake = server_from_options(vars(parser.parse_args([])))
+    assert (fake.lean, fake.validate, fake.keep_audio, fake.record_stream_events) == (False, True, True, True)
+
+
+async def test_under_load_knobs_turns_still_work_and_nothing_per_frame_is_kept() -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    fake = server_from_options(vars(parser.parse_args(["--load", "--port", "0", "--api-key", KEY])))
+    fake.answer_ms = 400
+    async with fake, client(fake) as c:
+        await c.send(_session(audio={"input": {"transcription": {"model": "gpt-4o-mini-transcribe"}}}))
+        await c.next("session.updated")
+        session = fake.sessions[0]
+        await c.append(loud(PCM_24000, 300))
+        started = await c.next("input_audio_buffer.speech_started")
+        assert started["audio_start_ms"] == 0
+        await c.append(silence(PCM_24000, 600))
+        stopped = await c.next("input_audio_buffer.speech_stopped")
+        assert stopped["audio_end_ms"] == 800
+        events = await c.until("response.done")
+        assert sum(e["type"] == "response.output_audio.delta" for e in events) == 4
+        await c.next("conversation.item.input_audio_transcription.completed")
+        # An unknown parameter passes without the schema check.
+        await c.send({"type": "response.create", "temperature": 0.5})
+        assert (await c.next("response.done"))["response"]["status"] == "completed"
+        assert session.input_bytes == 48 * 900 and session.input_audio == bytearray()
+        assert session.sent_audio == {} and session.errors == []
+        assert "input_audio_buffer.append" not in session.received_types()
+        assert "response.output_audio.delta" not in session.sent_types()
+        assert "response.done" in session.sent_types()
+
+
+class FirstByteVoice:
+    """A detector for the hook test: a chunk is speech when its first byte is 1, judged whole."""
+
+    def __init__(self, session: Any) -> None:
+        self.resets = 0
+
+    def hear(self, audio: str, nbytes: int, fmt: AudioFormat) -> list[tuple[bool, float]]:
+        return [(base64.b64decode(audio[:4])[0] == 1, fmt.ms(nbytes))]
+
+    def reset(self) -> None:
+        self.resets += 1
+
+
+async def test_voice_detector_on_audio_and_on_send_hooks(fake: FakeRealtimeServer) -> None:
+    fake.answer_ms = 200
+    fake.voice_detector = FirstByteVoice
+    heard: list[str] = []
+    fake.on_audio = lambda session, audio: heard.append(audio)
+
+    def stamp(session: Any, event: dict[str, Any]) -> None:
+        if event["type"] == "response.output_audio.delta":
+            event["delta"] = "AAAA" + event["delta"][4:]
+
+    fake.on_send = stamp
+    async with client(fake) as c:
+        speech = b"\x01" + bytes(4799)  # 100 ms, silent to an energy detector
+        await c.append(speech)
+        started = await c.next("input_audio_buffer.speech_started")
+        assert started["audio_start_ms"] == 0
+        for _ in range(5):
+            await c.append(bytes(4800))
+        stopped = await c.next("input_audio_buffer.speech_stopped")
+        assert stopped["audio_end_ms"] == 600  # five 100 ms chunks of silence: 500 ms
+        events = await c.until("response.done")
+        deltas = [e["delta"] for e in events if e["type"] == "response.output_audio.delta"]
+        assert deltas and all(d.startswith("AAAA") for d in deltas)
+        assert heard[0] == base64.b64encode(speech).decode() and len(heard) == 6
+        session = fake.sessions[0]
+        sent = [e["delta"] for _, e in session.sent if e["type"] == "response.output_audio.delta"]
+        assert sent == deltas
