@@ -14,9 +14,9 @@ integration tests drive real daphne with it, and `manage.py simulate_call` wraps
 Times are the event loop's clock (`loop.time()`, i.e. `time.monotonic()` for the default loop).
 
 What the caller says and the call's result live in `caller_audio`. `CallSimulator` stays one
-class of ~700 lines on purpose: the protocol rules, the playback clock and the wait API all
-read and change the same state of one call as each message arrives, and splitting them would
-only spread that state over objects that reach into each other.
+cohesive class of ~700 lines on purpose: the protocol rules, the playback clock and the wait API
+all read and change the same state of one call as each message arrives, and splitting them
+would only spread that state over objects that reach into each other.
 """
 
 from __future__ import annotations
