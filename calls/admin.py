@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import admin
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
 
 from assistants.admin_helpers import ReadOnlyMixin, extended_admin
 
-from .models import Call, CallStatus, TranscriptEntry
+from .models import Call, CallStatus, ServerProcess, TranscriptEntry
 
 
 class TranscriptInline(ReadOnlyMixin, admin.TabularInline):
@@ -39,7 +41,7 @@ class CallAdminBase(ReadOnlyMixin, admin.ModelAdmin):
         (None, {"fields": ("started_at", "from_number", "to_number", "assistant", "status", "duration_col")}),
         ("How it ended", {"fields": ("end_reason", "end_detail", "map_number", "ended_at")}),
         ("Assistant settings used", {"fields": ("revision_link",)}),
-        ("Details", {"classes": ("collapse",), "fields": ("call_id", "direction", "is_test", "worker")}),
+        ("Details", {"classes": ("collapse",), "fields": ("call_id", "direction", "is_test", "worker", "server")}),
     )
 
     def get_readonly_fields(self, request, obj=None):
@@ -75,3 +77,26 @@ class CallAdminBase(ReadOnlyMixin, admin.ModelAdmin):
 
 CallAdmin = extended_admin(CallAdminBase, "CALL_ADMIN_EXTENSIONS")
 admin.site.register(Call, CallAdmin)
+
+
+@admin.register(ServerProcess)
+class ServerProcessAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    """Which server processes ran, and whether each still beats: read-only, for operations."""
+
+    list_display = ("slot", "pid", "started_at", "last_seen_at", "state", "active_calls")
+    list_filter = (("stopped_at", admin.EmptyFieldListFilter),)
+    search_fields = ("slot", "host", "boot_id")
+    readonly_fields = ("slot", "host", "pid", "boot_id", "started_at", "last_seen_at", "stopped_at", "state")
+
+    @admin.display(description="state")
+    def state(self, obj: ServerProcess) -> str:
+        if obj.stopped_at is not None:
+            return "Stopped"
+        silent = (timezone.now() - obj.last_seen_at).total_seconds()
+        if silent > settings.SERVER_DEAD_AFTER_SECONDS:
+            return f"Silent for {silent:.0f} s: dead; its calls are being closed"
+        return "Running"
+
+    @admin.display(description="active calls")
+    def active_calls(self, obj: ServerProcess) -> int:
+        return obj.calls.filter(status=CallStatus.ACTIVE).count()

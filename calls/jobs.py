@@ -55,3 +55,14 @@ def run_forever(jobs: list[Job], *, stopping: Callable[[], bool], clock=time.mon
         run_due(jobs, clock())
         next_due = min((job.due for job in jobs), default=clock() + 1.0)
         sleep(max(0.0, min(1.0, next_due - clock())))
+
+
+def close_calls_of_dead_servers() -> str:
+    """Close the calls of server processes that stopped beating (also when no server process is left)."""
+    from .services import calls_close_stale, server_processes_prune
+
+    closed = calls_close_stale()
+    pruned = server_processes_prune()
+    parts = [f"closed {closed} call(s) of stopped server processes"] if closed else []
+    parts += [f"forgot {pruned} long-stopped server process(es)"] if pruned else []
+    return "; ".join(parts)

@@ -37,6 +37,30 @@ class EndReason(models.TextChoices):
     INTERNAL_ERROR = "internal_error", "Internal error"
 
 
+class ServerProcess(models.Model):
+    """One start of a server process: its calls are closed once it stops beating (calls.processes)."""
+
+    slot = models.CharField(
+        max_length=100, db_index=True, help_text="Where it runs: the platform's dyno name, or host and port."
+    )
+    host = models.CharField(max_length=100, help_text="The machine (host name) it ran on.")
+    pid = models.PositiveIntegerField("process id")
+    boot_id = models.CharField("boot id", max_length=32, unique=True, help_text="This start of the process.")
+    started_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField(
+        db_index=True, help_text="Its last heartbeat. A process silent for long is dead and its calls are closed."
+    )
+    stopped_at = models.DateTimeField(null=True, blank=True, help_text="When it stopped (or was found dead).")
+
+    class Meta:
+        ordering = ["-started_at"]
+        verbose_name = "server process"
+        verbose_name_plural = "server processes"
+
+    def __str__(self) -> str:
+        return f"{self.slot} (pid {self.pid})"
+
+
 class Call(models.Model):
     call_id = models.CharField("call id", max_length=100, unique=True, help_text="46elks' id of the call.")
     from_number = models.CharField("from", max_length=32, blank=True)
@@ -59,6 +83,14 @@ class Call(models.Model):
     )
     last_seen_at = models.DateTimeField(
         null=True, blank=True, help_text="Last sign of life from the process handling the call."
+    )
+    server = models.ForeignKey(
+        ServerProcess,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="calls",
+        help_text="The server process that handled the call; if it dies, the call is closed within 30 seconds.",
     )
     revision = models.ForeignKey(
         "assistants.AssistantRevision",

@@ -17,7 +17,7 @@ from assistants.revisions import revision_id_for_call
 from assistants.selectors import assistant_for_number
 
 from .hooks import CallStartHook, Claim, call_start_hooks
-from .models import Call, CallDirection, CallStatus, EndReason, TranscriptEntry
+from .models import Call, CallDirection, CallStatus, EndReason, ServerProcess, TranscriptEntry
 
 if TYPE_CHECKING:
     from calls.live.types import TranscriptLine
@@ -40,6 +40,7 @@ def call_start(
     from_number: str,
     to_number: str,
     worker: str = "",
+    server_id: int | None = None,
     refuse_reason: str = "",
     refuse_detail: str = "",
     assistant_id: int | None = None,
@@ -81,6 +82,7 @@ def call_start(
         from_number=from_number,
         to_number=to_number,
         worker=worker,
+        server_id=server_id,
         refuse_reason=refuse_reason,
         refuse_detail=refuse_detail,
         is_test=is_test,
@@ -98,6 +100,7 @@ def _call_record(
     from_number: str,
     to_number: str,
     worker: str,
+    server_id: int | None,
     refuse_reason: str,
     refuse_detail: str,
     is_test: bool,
@@ -141,6 +144,7 @@ def _call_record(
                 to_number=to_display,
                 started_at=now,
                 worker=worker,
+                server_id=server_id,
                 is_test=is_test,
                 direction=claim.direction if claim is not None else CallDirection.INBOUND,
                 **fields,
@@ -197,23 +201,37 @@ def transcript_write(*, lines: Iterable[tuple[int, TranscriptLine]]) -> int:
 
 
 def calls_heartbeat(*, call_pks: list[int]) -> None:
-    """The process handling these calls is alive; stale calls are those whose process is not."""
+    """The process handling these calls is alive (only for calls recorded outside a server process)."""
     Call.objects.filter(pk__in=call_pks, status=CallStatus.ACTIVE).update(last_seen_at=timezone.now())
 
 
-def calls_close_stale(*, stale_after_s: float | None = None) -> int:
-    """Close calls whose process stopped sending heartbeats (it died); returns how many.
+def calls_close_stale(*, dead_after_s: float | None = None, stale_after_s: float | None = None) -> int:
+    """Close the calls of processes that stopped beating (they died); returns how many.
 
-    Safe during a rolling deploy: calls on processes that still run keep their heartbeat fresh.
+    A call of a server process is closed once that process's heartbeat is older than `dead_after_s`
+    (SERVER_DEAD_AFTER_SECONDS); a call recorded without one (before processes beat, or outside a
+    server) once its own heartbeat is older than `stale_after_s` (3x CALL_HEARTBEAT_SECONDS).
+    Safe during a rolling deploy and at release: processes that still run keep beating.
     """
     from django.conf import settings
 
+    dead_after_s = dead_after_s if dead_after_s is not None else settings.SERVER_DEAD_AFTER_SECONDS
     stale_after_s = stale_after_s if stale_after_s is not None else 3 * settings.CALL_HEARTBEAT_SECONDS
-    cutoff = timezone.now() - timedelta(seconds=stale_after_s)
-    stale = Call.objects.filter(status=CallStatus.ACTIVE).filter(
-        Q(last_seen_at__lt=cutoff) | Q(last_seen_at__isnull=True, started_at__lt=cutoff)
+    now = timezone.now()
+    dead_cutoff = now - timedelta(seconds=dead_after_s)
+    cutoff = now - timedelta(seconds=stale_after_s)
+    dead = list(
+        ServerProcess.objects.filter(stopped_at__isnull=True, last_seen_at__lt=dead_cutoff).values_list("pk", flat=True)
     )
-    return calls_close_orphans(pks=list(stale.values_list("pk", flat=True)))
+    stale = Call.objects.filter(status=CallStatus.ACTIVE).filter(
+        Q(server__last_seen_at__lt=dead_cutoff)
+        | Q(server__isnull=True, last_seen_at__lt=cutoff)
+        | Q(server__isnull=True, last_seen_at__isnull=True, started_at__lt=cutoff)
+    )
+    closed = calls_close_orphans(pks=list(stale.values_list("pk", flat=True)))
+    if dead:
+        ServerProcess.objects.filter(pk__in=dead, stopped_at__isnull=True).update(stopped_at=now)
+    return closed
 
 
 @transaction.atomic
@@ -234,3 +252,44 @@ def calls_close_orphans(*, pks: list[int] | None = None) -> int:
         call.save(update_fields=["status", "end_reason", "end_detail", "ended_at", "duration"])
         count += 1
     return count
+
+
+@transaction.atomic
+def server_process_start(*, slot: str, host: str, pid: int, boot_id: str, pids_alive: Callable[[int], bool]) -> tuple[int, int]:
+    """Record this start of a server process; returns its pk and how many calls of earlier starts it closed.
+
+    An earlier start in the same slot on the same machine whose process is gone (`pids_alive` says
+    so, or it had our own pid) is dead for certain: its calls are closed at once. One elsewhere
+    (a preboot's old dyno, say) may still be serving calls: its calls wait for its heartbeat to stop.
+    """
+    now = timezone.now()
+    earlier = ServerProcess.objects.select_for_update().filter(slot=slot, host=host, stopped_at__isnull=True)
+    dead = [p.pk for p in earlier if p.pid == pid or not pids_alive(p.pid)]
+    closed = 0
+    if dead:
+        closed = calls_close_orphans(
+            pks=list(Call.objects.filter(server_id__in=dead, status=CallStatus.ACTIVE).values_list("pk", flat=True))
+        )
+        ServerProcess.objects.filter(pk__in=dead).update(stopped_at=now)
+    process = ServerProcess.objects.create(
+        slot=slot, host=host, pid=pid, boot_id=boot_id, started_at=now, last_seen_at=now
+    )
+    return process.pk, closed
+
+
+def server_process_beat(*, pk: int) -> int:
+    """This process is alive; then close the calls of processes that are not. Returns how many were closed."""
+    # Found dead meanwhile (the database was out of reach for long)? It is alive again for new calls.
+    ServerProcess.objects.filter(pk=pk).update(last_seen_at=timezone.now(), stopped_at=None)
+    return calls_close_stale()
+
+
+def server_process_stop(*, pk: int) -> None:
+    """This process stopped cleanly (its calls were ended first)."""
+    ServerProcess.objects.filter(pk=pk, stopped_at__isnull=True).update(stopped_at=timezone.now())
+
+
+def server_processes_prune(*, older_than_days: int = 30) -> int:
+    """Forget processes stopped long ago (their calls keep their records); returns how many."""
+    cutoff = timezone.now() - timedelta(days=older_than_days)
+    return ServerProcess.objects.filter(stopped_at__lt=cutoff).delete()[0]

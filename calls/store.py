@@ -21,6 +21,7 @@ from . import services
 from .db import REFUSED, RETRYABLE, retry, run_db
 from .live.elks import Hello
 from .live.types import Opened, Outcome, TranscriptLine
+from .processes import current_server_id
 
 log = logging.getLogger(__name__)
 
@@ -207,6 +208,7 @@ class DbCallStore:
                 from_number=hello.from_number,
                 to_number=hello.to_number,
                 worker=self.worker,
+                server_id=current_server_id(),
                 refuse_reason=refuse.end_reason if refuse else "",
                 refuse_detail=refuse.detail if refuse else "",
                 assistant_id=assistant_id,
@@ -219,6 +221,9 @@ class DbCallStore:
         return Opened(pk, config, refusal)
 
     def _ensure_heartbeat(self) -> None:
+        # A server process beats for all its calls (calls.processes); a call recorded elsewhere beats itself.
+        if current_server_id() is not None:
+            return
         if self._heartbeat is None or self._heartbeat.done():
             self._heartbeat = asyncio.ensure_future(self._beat())
 

@@ -74,11 +74,13 @@ class Daphne:
         return "\n".join(self.log)
 
 
-def start_daphne(db_name: str, *, extra_env: dict[str, str] | None = None, openai_port: int | None = None) -> Daphne:
-    """Start daphne and return once it listens (it prints the line we wait for)."""
+def start_daphne(
+    db_name: str, *, extra_env: dict[str, str] | None = None, openai_port: int | None = None, port: int | None = None
+) -> Daphne:
+    """Start daphne and return once it listens (it prints the line we wait for); `port` to restart one in its slot."""
     from django.conf import settings
 
-    port = free_port()
+    port = port or free_port()
     openai_port = openai_port or free_port()
     env = dict(os.environ)
     env.update(

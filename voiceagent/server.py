@@ -3,7 +3,8 @@
 - SIGTERM (a deploy, a dyno restart) ends live calls politely and records them before the
   process exits, within SHUTDOWN_GRACE_SECONDS; daphne alone may cancel nothing.
 - The access log hides the 46elks secret, which is part of the call socket's path.
-- Calls a dead process left `active` are closed at start.
+- The process beats (calls.processes): calls of a process that died are closed within 30 s by
+  any live one, and at once when the same slot (dyno, or host and port) starts again.
 - Call sockets get a fast lane for their audio frames (voiceagent.fastlane), unless FAST_LANE=0.
 
 Usage: python -m voiceagent.server [--host 0.0.0.0] [--port $PORT]
@@ -137,15 +138,18 @@ def main(argv: list[str] | None = None) -> None:
     log.info("event loop: %s", "uvloop" if uvloop_on else "asyncio")
     from daphne.server import Server
 
+    from calls import processes
     from calls.services import calls_close_stale
     from voiceagent.fastlane import FastLaneServer
 
     try:
-        closed = calls_close_stale()
+        me, closed = processes.register(port=args.port)
+        closed += calls_close_stale()
+        log.info("server process %s (boot %s) recorded", me.slot, me.boot_id)
         if closed:
             log.warning("closed %d call(s) left active by a stopped process", closed)
     except Exception as exc:  # the database may be briefly unavailable; calls still work
-        log.error("could not close stale calls at start: %s", exc)
+        log.error("could not record this server process or close stale calls at start: %s", exc)
 
     server_class = FastLaneServer if settings.FAST_LANE else Server
     log.info("call sockets: %s", "fast lane" if settings.FAST_LANE else "plain daphne/Channels (FAST_LANE=0)")
@@ -153,6 +157,7 @@ def main(argv: list[str] | None = None) -> None:
 
     stopping: list[bool] = []
     stop_task: list[asyncio.Task] = []
+    heartbeat: list[asyncio.Task] = []
 
     def on_signal(signum: int) -> None:
         if stopping:
@@ -166,6 +171,9 @@ def main(argv: list[str] | None = None) -> None:
         async def stop() -> None:
             try:
                 await shutdown_calls(settings.SHUTDOWN_GRACE_SECONDS)
+                for task in heartbeat:
+                    task.cancel()
+                await processes.stopped()
             finally:
                 server.stop()
 
@@ -176,6 +184,7 @@ def main(argv: list[str] | None = None) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, on_signal, signum)
         loop.add_signal_handler(signal.SIGUSR1, log_memory_summary)
+        heartbeat.append(loop.create_task(processes.heartbeat_forever(settings.SERVER_HEARTBEAT_SECONDS)))
         steady_pauses()
 
     server = server_class(

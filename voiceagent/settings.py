@@ -235,10 +235,15 @@ CALL_START_HOOKS: list[str] = ["tools.call_start.OutboundAndTools"]
 CALL_ADMIN_EXTENSIONS: list[str] = ["insights.admin_mixins.CallInsightsAdminMixin", "tools.admin.CallToolsAdminMixin"]
 ASSISTANT_ADMIN_EXTENSIONS: list[str] = ["tools.admin.AssistantToolsAdminMixin"]
 
+# Each server process beats this often; one silent for SERVER_DEAD_AFTER_SECONDS is dead and its calls
+# are closed by the next beat of any live process (or the worker): within dead-after + heartbeat of a crash.
+SERVER_HEARTBEAT_SECONDS = env.float("SERVER_HEARTBEAT_SECONDS", default=5.0)
+SERVER_DEAD_AFTER_SECONDS = env.float("SERVER_DEAD_AFTER_SECONDS", default=20.0)
 # The worker process (Procfile `worker`, calls.jobs): background jobs and how often each runs, in seconds.
 WORKER_JOBS: list[tuple[str, float]] = [
     ("tools.jobs.deliver_due_webhooks", 30.0),
     ("insights.jobs.delete_expired_recordings", 3600.0),
+    ("calls.jobs.close_calls_of_dead_servers", SERVER_HEARTBEAT_SECONDS),
 ]
 
 # Actions (tools app; every variable is explained in docs/actions.md).
