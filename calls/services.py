@@ -255,7 +255,9 @@ def calls_close_orphans(*, pks: list[int] | None = None) -> int:
 
 
 @transaction.atomic
-def server_process_start(*, slot: str, host: str, pid: int, boot_id: str, pids_alive: Callable[[int], bool]) -> tuple[int, int]:
+def server_process_start(
+    *, slot: str, host: str, pid: int, boot_id: str, pids_alive: Callable[[int], bool]
+) -> tuple[int, int]:
     """Record this start of a server process; returns its pk and how many calls of earlier starts it closed.
 
     An earlier start in the same slot on the same machine whose process is gone (`pids_alive` says
