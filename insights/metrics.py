@@ -119,7 +119,7 @@ class DatabaseCalls:
         active = GaugeMetricFamily(
             "voiceagent_active_calls",
             "Calls marked active in the database, across all processes (includes calls of a crashed process "
-            "until close_orphan_calls runs).",
+            "until they are closed, within 25 s).",
         )
         total = CounterMetricFamily(
             "voiceagent_calls",

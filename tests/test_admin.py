@@ -152,3 +152,20 @@ def test_the_call_page_title_and_its_start_time_are_in_the_sites_time_zone(admin
     html = admin_client.get(reverse("admin:calls_call_change", args=[call.pk])).content.decode()
     assert "(2026-12-03 11:33)" in html  # the title
     assert "10:33" not in html
+
+
+def test_server_processes_show_read_only_with_their_state_and_calls(admin_client, call):
+    from calls.models import ServerProcess
+
+    now = timezone.now()
+    dead = ServerProcess.objects.create(
+        slot="web.1", host="h", pid=7, boot_id="b1", started_at=now, last_seen_at=now - timezone.timedelta(minutes=5)
+    )
+    ServerProcess.objects.create(slot="web.2", host="h", pid=8, boot_id="b2", started_at=now, last_seen_at=now)
+    Call.objects.filter(pk=call.pk).update(status=CallStatus.ACTIVE, server=dead)
+    html = admin_client.get(reverse("admin:calls_serverprocess_changelist")).content.decode()
+    assert "web.1" in html and "web.2" in html and "Running" in html
+    assert "dead; its calls are being closed" in html
+    assert admin_client.get(reverse("admin:calls_serverprocess_add")).status_code == 403
+    page = admin_client.get(reverse("admin:calls_call_change", args=[call.pk])).content.decode()
+    assert "web.1 (pid 7)" in page
