@@ -26,6 +26,7 @@ from django.utils.module_loading import import_string
 from .access import client_ip, ip_allowed, secret_matches
 from .live.observers import CallObserver, ObserverFactory
 from .live.session import CallSession
+from .live.turns import STAFF_GOODBYE
 from .live.types import (
     SHUTDOWN,
     STAFF_HANGUP,
@@ -191,8 +192,11 @@ class ElksCallConsumer(AsyncWebsocketConsumer):
     async def call_hangup(self, message) -> None:
         """Called (through the channel layer) when staff end the call from the dashboard."""
         if self.session is not None:
-            detail = message.get("detail") or STAFF_HANGUP.detail
-            self.session.request_hang_up(Outcome("completed", "staff_hangup", detail))
+            outcome = Outcome("completed", "staff_hangup", message.get("detail") or STAFF_HANGUP.detail)
+            if message.get("now"):
+                self.session.request_hang_up_now(outcome)
+            else:
+                self.session.request_goodbye_and_end(outcome, STAFF_GOODBYE, settings.STAFF_HANGUP_SECONDS)
 
     async def disconnect(self, code) -> None:
         """Called when the socket closes, however it closes."""

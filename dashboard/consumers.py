@@ -107,10 +107,10 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
         if not isinstance(call, int) or isinstance(call, bool):
             await self.send_json({"type": "error", "message": "Which call? The request named none."})
             return
-        await self.hang_up(call)
+        await self.hang_up(call, now=content.get("now") is True)
 
-    async def hang_up(self, call_pk: int) -> None:
-        """Ask whichever process holds the call to end it politely."""
+    async def hang_up(self, call_pk: int, *, now: bool = False) -> None:
+        """Ask whichever process holds the call to end it: after a short goodbye, or at once (`now`)."""
 
         async def answer(ok: bool, message: str) -> None:
             await self.send_json({"type": "hangup", "call": call_pk, "ok": ok, "message": message})
@@ -122,11 +122,13 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
             await answer(False, "This call has already ended.")
             return
         username = self.scope["user"].get_username()
-        log.info("call %s: %s asked to hang up from the dashboard", call_pk, username)
-        await self.channel_layer.group_send(
-            call_group(call_pk), {"type": "call.hangup", "detail": f"Ended from the dashboard by {username}."}
-        )
-        await answer(True, "Hanging up: the assistant finishes its sentence, then the line closes.")
+        log.info("call %s: %s asked to hang up%s from the dashboard", call_pk, username, " now" if now else "")
+        detail = f"Ended {'at once ' if now else ''}from the dashboard by {username}."
+        await self.channel_layer.group_send(call_group(call_pk), {"type": "call.hangup", "detail": detail, "now": now})
+        if now:
+            await answer(True, "Hanging up now: the line closes at once.")
+        else:
+            await answer(True, "Hanging up: the assistant says goodbye, then the line closes.")
 
 
 class BrowserCallStore:

@@ -148,10 +148,12 @@ async def test_dashboard_shows_a_live_call_its_words_and_hangs_it_up(browser, si
         await expect(panel.locator("li.role-assistant")).to_have_count(2, timeout=5000)
         await screenshot(page, "dashboard-live-call.png")
 
-        hang_up = panel.locator("button.hangup")
+        hang_up = panel.locator("button.hangup:not(.hangup-now)")
         await hang_up.click()
         await expect(hang_up).to_have_text("Confirm")
         await hang_up.click()
+        await expect(hang_up).to_have_text("Hanging up…")
+        await expect(panel.locator("button.hangup-now")).to_be_enabled()  # in case the goodbye takes too long
         result = await task
         await expect(page.locator("#active-calls tr")).to_have_count(0, timeout=5000)
         ended = page.locator("#recent-calls tr.call-row").first

@@ -283,5 +283,7 @@ CALLER_MAX_MESSAGES_PER_SECOND = env.int("CALLER_MAX_MESSAGES_PER_SECOND", defau
 ELKS_ALLOWED_IPS = env.list("ELKS_ALLOWED_IPS", default=[])
 # How many proxies in front of the app append to X-Forwarded-For (Heroku's router: 1). 0: trust none.
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+# A staff hang-up from the dashboard lets the assistant say goodbye, at most this long ("Hang up now" ends at once).
+STAFF_HANGUP_SECONDS = env.float("STAFF_HANGUP_SECONDS", default=6.0)
 SHUTDOWN_GRACE_SECONDS = env.float("SHUTDOWN_GRACE_SECONDS", default=20.0)
 CALL_HEARTBEAT_SECONDS = env.float("CALL_HEARTBEAT_SECONDS", default=60.0)

@@ -34,6 +34,10 @@ SHUTDOWN_GOODBYE = (
     "The line has to close now for maintenance. Apologise briefly, ask the caller to call back in a minute, "
     "and say goodbye, in the language of the conversation."
 )
+STAFF_GOODBYE = (
+    "A member of staff is ending this call now. Say one short, friendly goodbye to the caller, "
+    "in the language of the conversation."
+)
 
 
 class CallTurns:
@@ -180,6 +184,20 @@ class CallTurns:
         except Exception as exc:
             log.warning("call %s: could not say goodbye (%s); hanging up", self.hello.callid, exc)
         await self.end(outcome, polite=True)
+
+    def request_goodbye_and_end(self, outcome: Outcome, instructions: str = GOODBYE, deadline: float = 6.0) -> None:
+        """Schedule `say_goodbye_and_end` (a staff hang-up) from code that must not wait for the call to end."""
+        self._spawn(self.say_goodbye_and_end(outcome, instructions, deadline))
+
+    async def hang_up_now(self, outcome: Outcome) -> None:
+        """End at once: bye to 46elks now, whatever is still playing or being said (staff's "Hang up now")."""
+        if self._ending is None and not self._elks_bye.is_set() and not self._bye_sent:
+            log.info("call %s: ending at once (%s)", self.hello.callid if self.hello else "-", outcome.end_reason)
+            self._send_bye()
+        await self.end(outcome, polite=False)
+
+    def request_hang_up_now(self, outcome: Outcome) -> None:
+        self._spawn(self.hang_up_now(outcome))
 
     async def _say_goodbye(self, outcome: Outcome, instructions: str) -> None:
         try:

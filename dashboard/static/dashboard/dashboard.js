@@ -98,18 +98,24 @@
       setTimeout(() => {
         if (button.isConnected && !button.disabled) {
           button.classList.remove("armed");
-          button.textContent = "Hang up";
+          button.textContent = button.dataset.label || "Hang up";
         }
       }, 4000);
       return;
     }
-    if (!socket.send({ action: "hangup", call: pk })) {
+    const now = button.dataset.now === "1";
+    if (!socket.send({ action: "hangup", call: pk, now })) {
       live.toast("Not connected to the server; try again in a moment.", "bad");
       return;
     }
-    document.querySelectorAll(`.hangup[data-call="${pk}"]`).forEach((b) => {
+    // After a polite hang-up, "Hang up now" stays available in case the goodbye takes too long.
+    const which = now ? `.hangup[data-call="${pk}"]` : `.hangup:not(.hangup-now)[data-call="${pk}"]`;
+    document.querySelectorAll(which).forEach((b) => {
       b.disabled = true;
       b.textContent = "Hanging up…";
+    });
+    document.querySelectorAll(`.hangup-now[data-call="${pk}"]`).forEach((b) => {
+      if (!now) b.classList.remove("armed");
     });
   }
 
@@ -119,7 +125,7 @@
       document.querySelectorAll(`.hangup[data-call="${message.call}"]`).forEach((b) => {
         b.disabled = false;
         b.classList.remove("armed");
-        b.textContent = "Hang up";
+        b.textContent = b.dataset.label || "Hang up";
       });
       return;
     }
