@@ -69,10 +69,19 @@ async def heartbeat_forever(every_s: float) -> None:
     """Beat every `every_s` seconds (in a database thread) until cancelled; close dead processes' calls."""
     if CURRENT is None:
         return
-    pk = CURRENT.pk
+    from .live.registry import PROCESS_CALLS
+
+    me = CURRENT
     while True:
         try:
-            closed = await run_db(services.server_process_beat)(pk=pk)
+            closed = await run_db(services.server_process_beat)(
+                pk=me.pk,
+                slot=me.slot,
+                host=socket.gethostname(),
+                pid=os.getpid(),
+                boot_id=me.boot_id,
+                call_pks=PROCESS_CALLS.call_pks(),
+            )
             if closed:
                 log.warning("closed %d call(s) of a server process that stopped beating", closed)
         except RETRYABLE as exc:

@@ -117,6 +117,8 @@ def _call_record(
         if assistant is not None and not refuse_reason and on_assistant is not None:
             on_assistant(_call_config(assistant, claim))
     to_display = _display_number(to_number)
+    if server_id is not None and not ServerProcess.objects.filter(pk=server_id).exists():
+        server_id = None  # its row was deleted: the process's next heartbeat writes it again and adopts the call
     now = timezone.now()
     ended = dict(status=CallStatus.REJECTED, ended_at=now, duration=timedelta(0))  # a refused call ends at once
     if refuse_reason:
@@ -279,10 +281,19 @@ def server_process_start(
     return process.pk, closed
 
 
-def server_process_beat(*, pk: int) -> int:
-    """This process is alive; then close the calls of processes that are not. Returns how many were closed."""
-    # Found dead meanwhile (the database was out of reach for long)? It is alive again for new calls.
-    ServerProcess.objects.filter(pk=pk).update(last_seen_at=timezone.now(), stopped_at=None)
+def server_process_beat(*, pk: int, slot: str, host: str, pid: int, boot_id: str, call_pks: list[int]) -> int:
+    """This process is alive; then close the calls of processes that are not. Returns how many were closed.
+
+    A row found dead meanwhile (the database was out of reach for long) is alive again; one deleted
+    (by hand) is written again, and the process's calls recorded meanwhile without it are attached.
+    """
+    now = timezone.now()
+    if not ServerProcess.objects.filter(pk=pk).update(last_seen_at=now, stopped_at=None):
+        ServerProcess.objects.get_or_create(
+            pk=pk, defaults=dict(slot=slot, host=host, pid=pid, boot_id=boot_id, started_at=now, last_seen_at=now)
+        )
+    if call_pks:
+        Call.objects.filter(pk__in=call_pks, server__isnull=True).update(server_id=pk)
     return calls_close_stale()
 
 

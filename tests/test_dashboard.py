@@ -30,7 +30,16 @@ from calls.models import Call, CallStatus, TranscriptEntry
 from dashboard import charts, selectors
 from dashboard.broadcast import Publisher
 from dashboard.consumers import DashboardConsumer
-from tests.bridge_helpers import CALLER, NUMBER_A, fake_openai, get_call, make_assistant, simulator
+from tests.bridge_helpers import (
+    CALLER,
+    NUMBER_A,
+    fake_openai,
+    get_call,
+    make_assistant,
+    simulator,
+    transcript,
+    wait_call_ended,
+)
 from tests.conftest import FAST_TIMEOUTS, Daphne, start_daphne, stop_daphne
 
 # A daphne that browsers can use: its host is allowed, and cookies work over plain http.
@@ -39,7 +48,9 @@ BROWSER_ENV = {
     "ALLOWED_HOSTS": "127.0.0.1,localhost",
     "SESSION_COOKIE_SECURE": "0",
     "CSRF_COOKIE_SECURE": "0",
+    "STAFF_HANGUP_SECONDS": "3",  # the hard limit of a staff hang-up's goodbye, short so its test is quick
 }
+STAFF_HANGUP_SECONDS = 3.0
 
 
 @contextmanager
@@ -428,7 +439,7 @@ async def test_consumer_hang_up_goes_to_the_calls_group(live_call):
         answer = await ws.receive_json_from(timeout=5)
         assert answer["type"] == "hangup" and answer["ok"] is True
         message = await asyncio.wait_for(layer.receive(holder), 5)
-        assert message == {"type": "call.hangup", "detail": "Ended from the dashboard by boss."}
+        assert message == {"type": "call.hangup", "detail": "Ended from the dashboard by boss.", "now": False}
 
 
 @transactional
@@ -508,16 +519,76 @@ async def test_dashboard_follows_a_call_and_staff_hang_it_up_politely(dashboard_
             await dash.send(json.dumps({"action": "hangup", "call": pk}))
             answer = await next_message(dash, "hangup")
             assert answer["ok"] is True, answer
+            assert "goodbye" in answer["message"]
             ended = await next_message(dash, "call", lambda m: not m["active"])
             assert ended["call"] == pk and "ended by staff" in ended["html"]
             result = await task
 
     assert result.ended_by == "server" and result.violations == []
-    assert result.cut_ms_at_bye == 0, "the caller heard the reply to its end before the line closed"
-    assert result.played_ms >= 2400 - 60, result.played_ms
+    assert result.cut_ms_at_bye == 0, "the caller heard the reply and the goodbye to their end before the line closed"
+    # Greeting, reply and the goodbye (1.2 s each), all heard.
+    assert result.played_ms >= 3600 - 60, result.played_ms
+    asked = [e for _, e in session.received if e["type"] == "response.create"]
+    assert "goodbye" in asked[-1]["response"]["instructions"] and "staff" in asked[-1]["response"]["instructions"]
+    lines = await transcript(result.callid)
+    assert lines[-1][0] == "assistant" and "goodbye" in lines[-1][1], lines
     call = await get_call(result.callid)
     assert (call.status, call.end_reason) == ("completed", "staff_hangup")
     assert call.end_detail == "Ended from the dashboard by boss."
+
+
+async def _staff_call(dashboard_daphne, fake, dash) -> tuple:
+    sim = simulator(dashboard_daphne, caller_audio=[("silence", 20000)])
+    task = asyncio.ensure_future(sim.run())
+    started = await next_message(dash, "call", lambda m: m["active"])
+    session = await fake.next_session()
+    return sim, task, started["call"], session
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_staff_hang_up_ends_at_the_hard_limit_when_the_model_never_says_goodbye(dashboard_daphne):
+    await sync_to_async(make_assistant)("Anna", NUMBER_A)
+    cookie = await sync_to_async(session_cookie)(await sync_to_async(make_user)("boss", superuser=True))
+    async with fake_openai(dashboard_daphne, answer_ms=600) as fake:
+        async with browser_socket(dashboard_daphne, "/ws/dashboard/", cookie) as dash:
+            await next_message(dash, "snapshot")
+            sim, task, pk, session = await _staff_call(dashboard_daphne, fake, dash)
+            await sim.wait_played_ms(600)
+            session.first_delta_delay_ms = 60_000  # the goodbye is asked for, and never comes
+            await dash.send(json.dumps({"action": "hangup", "call": pk}))
+            assert (await next_message(dash, "hangup"))["ok"] is True
+            asked = asyncio.get_running_loop().time()
+            result = await asyncio.wait_for(task, STAFF_HANGUP_SECONDS + 5)
+            took = asyncio.get_running_loop().time() - asked
+    assert STAFF_HANGUP_SECONDS - 0.5 <= took <= STAFF_HANGUP_SECONDS + 2.5, took
+    assert result.ended_by == "server" and result.violations == []
+    assert [e for _, e in session.received if e["type"] == "response.create"], "the goodbye was asked for"
+    call = await wait_call_ended(dashboard_daphne, result.callid)
+    assert (call.status, call.end_reason) == ("completed", "staff_hangup")
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_hang_up_now_ends_at_once_even_mid_sentence(dashboard_daphne):
+    await sync_to_async(make_assistant)("Anna", NUMBER_A)
+    cookie = await sync_to_async(session_cookie)(await sync_to_async(make_user)("boss", superuser=True))
+    async with fake_openai(dashboard_daphne, answer_ms=8000) as fake:  # a long greeting, still playing
+        async with browser_socket(dashboard_daphne, "/ws/dashboard/", cookie) as dash:
+            await next_message(dash, "snapshot")
+            sim, task, pk, session = await _staff_call(dashboard_daphne, fake, dash)
+            await sim.wait_played_ms(500)
+            await dash.send(json.dumps({"action": "hangup", "call": pk, "now": True}))
+            answer = await next_message(dash, "hangup")
+            assert answer["ok"] is True and "at once" in answer["message"], answer
+            asked = asyncio.get_running_loop().time()
+            result = await asyncio.wait_for(task, 5)
+            took = asyncio.get_running_loop().time() - asked
+    assert took < 1.5, took
+    assert result.ended_by == "server" and result.violations == []
+    assert result.played_ms < 4000, "the line closed mid-greeting, without waiting for it"
+    assert not [e for _, e in session.received if e["type"] == "response.create" and "staff" in str(e)]
+    call = await wait_call_ended(dashboard_daphne, result.callid)
+    assert (call.status, call.end_reason) == ("completed", "staff_hangup")
+    assert call.end_detail == "Ended at once from the dashboard by boss."
 
 
 @pytest.mark.django_db(transaction=True)
