@@ -5,16 +5,22 @@
 - `settings.CALL_START_HOOKS`: take part in recording a new call (`CallStartHook`, below).
 - `settings.CALL_ADMIN_EXTENSIONS`, `settings.ASSISTANT_ADMIN_EXTENSIONS`: mixins that add
   columns, filters, sections and inlines to the core's admin pages (assistants.admin_helpers).
+- `settings.SHUTDOWN_WAITERS`: async functions a stopping server process awaits once its calls
+  have ended, so work they left behind (a recording being written) is not lost (`wait_for_shutdown`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
 from django.conf import settings
 from django.utils.module_loading import import_string
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -55,3 +61,19 @@ class CallStartHook:
 @cache
 def call_start_hooks() -> tuple[CallStartHook, ...]:
     return tuple(import_string(path)() for path in getattr(settings, "CALL_START_HOOKS", []))
+
+
+async def wait_for_shutdown(timeout: float) -> bool:
+    """Await every `settings.SHUTDOWN_WAITERS` function, all together, at most `timeout` s; True if all finished."""
+    waiters = [asyncio.ensure_future(import_string(path)()) for path in getattr(settings, "SHUTDOWN_WAITERS", [])]
+    if not waiters:
+        return True
+    done, pending = await asyncio.wait(waiters, timeout=max(timeout, 0.0))
+    for task in done:
+        if task.exception() is not None:
+            log.error("shutdown waiter failed: %r", task.exception())
+    if pending:
+        log.error("shutting down with %d waiter(s) unfinished after %gs (work may be lost)", len(pending), timeout)
+        for task in pending:
+            task.cancel()
+    return not pending

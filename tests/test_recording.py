@@ -274,3 +274,59 @@ def test_deleting_a_call_deletes_its_recording(media):
     assert path.exists()
     call.delete()
     assert not path.exists()
+
+
+# ---------------------------------------------------------------------------------- shutdown
+
+
+async def test_sigterm_waits_for_the_recording_being_written(django_db_setup, transactional_db, tmp_path):
+    import signal
+
+    from django.db import connection
+
+    from tests.conftest import FAST_TIMEOUTS, start_daphne, stop_daphne
+
+    await sync_to_async(make_assistant)("Taped", "+46700000001", record_calls=True)
+    env = {**FAST_TIMEOUTS, "SHUTDOWN_GRACE_SECONDS": "8", "MEDIA_ROOT": str(tmp_path)}
+    server = start_daphne(connection.settings_dict["NAME"], extra_env=env)
+    try:
+        async with fake_openai(server, answer_ms=400):
+            sim = simulator(server, caller_audio=[("silence", 20000)])
+            task = asyncio.ensure_future(sim.run())
+            await sim.wait_played_ms(400)
+            server.process.send_signal(signal.SIGTERM)
+            result = await asyncio.wait_for(task, 15)
+        assert await asyncio.to_thread(server.process.wait, 15) == 0
+    finally:
+        stop_daphne(server)
+    logs = server.logs()
+    # Saved before the process exited, not cut off by it.
+    assert f"call {result.callid} recording saved" in logs, logs[-2000:]
+    call = await get_call(result.callid)
+    assert call.recording and (tmp_path / call.recording.name).stat().st_size > 44
+
+
+async def test_shutdown_waits_for_the_waiters_and_no_longer_than_its_time(settings):
+    from calls.hooks import wait_for_shutdown
+
+    done.clear()
+    settings.SHUTDOWN_WAITERS = ["tests.test_recording.quick_waiter"]
+    assert await wait_for_shutdown(2) is True and done == ["quick"]
+    settings.SHUTDOWN_WAITERS = ["tests.test_recording.quick_waiter", "tests.test_recording.stuck_waiter"]
+    started = asyncio.get_running_loop().time()
+    assert await wait_for_shutdown(0.3) is False
+    assert asyncio.get_running_loop().time() - started < 1.0
+    settings.SHUTDOWN_WAITERS = []
+    assert await wait_for_shutdown(0) is True
+
+
+done: list[str] = []
+
+
+async def quick_waiter() -> None:
+    await asyncio.sleep(0.05)
+    done.append("quick")
+
+
+async def stuck_waiter() -> None:
+    await asyncio.Event().wait()

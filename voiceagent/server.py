@@ -1,7 +1,8 @@
 """Run the product: daphne, plus what a phone product needs that daphne's command line does not do.
 
 - SIGTERM (a deploy, a dyno restart) ends live calls politely and records them before the
-  process exits, within SHUTDOWN_GRACE_SECONDS; daphne alone may cancel nothing.
+  process exits, within SHUTDOWN_GRACE_SECONDS, then waits for what the calls left behind (a
+  recording being written: settings.SHUTDOWN_WAITERS); daphne alone may cancel nothing.
 - The access log hides the 46elks secret, which is part of the call socket's path.
 - The process beats (calls.processes): calls of a process that died are closed within 30 s by
   any live one, and at once when the same slot (dyno, or host and port) starts again.
@@ -139,6 +140,7 @@ def main(argv: list[str] | None = None) -> None:
     from daphne.server import Server
 
     from calls import processes
+    from calls.hooks import wait_for_shutdown
     from calls.services import calls_close_stale
     from voiceagent.fastlane import FastLaneServer
 
@@ -169,8 +171,11 @@ def main(argv: list[str] | None = None) -> None:
         loop = asyncio.get_event_loop()
 
         async def stop() -> None:
+            started = loop.time()
             try:
                 await shutdown_calls(settings.SHUTDOWN_GRACE_SECONDS)
+                # Recordings being written and the like; at least a few seconds even if the calls took long.
+                await wait_for_shutdown(max(settings.SHUTDOWN_GRACE_SECONDS - (loop.time() - started), 5.0))
                 for task in heartbeat:
                     task.cancel()
                 await processes.stopped()

@@ -234,6 +234,8 @@ CALL_START_HOOKS: list[str] = ["tools.call_start.OutboundAndTools"]
 # Mixins that extend the core's admin pages (calls.hooks.admin_extensions), first named first.
 CALL_ADMIN_EXTENSIONS: list[str] = ["insights.admin_mixins.CallInsightsAdminMixin", "tools.admin.CallToolsAdminMixin"]
 ASSISTANT_ADMIN_EXTENSIONS: list[str] = ["tools.admin.AssistantToolsAdminMixin"]
+# What a stopping server process waits for once its calls have ended (calls.hooks.wait_for_shutdown).
+SHUTDOWN_WAITERS: list[str] = ["insights.recording.wait_for_saves"]
 
 # Each server process beats this often; one silent for SERVER_DEAD_AFTER_SECONDS is dead and its calls
 # are closed by the next beat of any live process (or the worker): within dead-after + heartbeat of a crash.
