@@ -189,3 +189,19 @@ def test_release_and_worker_close_only_the_calls_of_silent_processes(assistants)
     assert close_calls_of_dead_servers() == "closed 1 call(s) of stopped server processes"
     assert Call.objects.get(call_id="alive").end_reason == "server_shutdown"
     assert Call.objects.get(call_id="alive2").status == "active"
+
+
+def test_a_beat_writes_its_deleted_row_again_and_adopts_the_calls_recorded_meanwhile(assistants):
+    from calls import services
+
+    now = timezone.now()
+    me = ServerProcess.objects.create(slot="web.1", host="h", pid=5, boot_id="me", started_at=now, last_seen_at=now)
+    pk = me.pk
+    me.delete()  # e.g. by hand in admin, or a test database flushed under a running server
+    call_pk, _, refusal = services.call_start(
+        call_id="meanwhile", from_number="+46700000009", to_number=NUMBER_A, worker="h:5", server_id=pk
+    )
+    assert refusal == "" and Call.objects.get(pk=call_pk).server_id is None  # the call is still answered
+    services.server_process_beat(pk=pk, slot="web.1", host="h", pid=5, boot_id="me", call_pks=[call_pk])
+    assert ServerProcess.objects.get(pk=pk).boot_id == "me"
+    assert Call.objects.get(pk=call_pk).server_id == pk
