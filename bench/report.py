@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bench import tail
+
 TARGETS = {
     "cpu": 1.25,  # ours/baseline CPU per call-minute, at most
     "p99": 1.5,  # ours/baseline p99 added latency, at most
@@ -16,8 +18,13 @@ TARGETS = {
     "hello_to_update_ms": 20,  # plus the OpenAI connect time
     "greeting_ms": 2,
 }
-COLORS = {"ours": "#1f6feb", "baseline": "#d9480f"}
-NAMES = {"ours": "ours (daphne)", "baseline": "baseline (guide's bridge)"}
+COLORS = {"ours": "#1f6feb", "baseline": "#d9480f", "ours-nofast": "#2f9e44", "ours-public": "#9c36b5"}
+NAMES = {
+    "ours": "ours (daphne)",
+    "baseline": "baseline (guide's bridge)",
+    "ours-nofast": "ours, FAST_LANE=0",
+    "ours-public": "ours, public-API lane",
+}
 
 
 def sustained_calls(steps: list[dict[str, Any]]) -> int | None:
@@ -239,7 +246,7 @@ def _steps_table(results: dict[str, Any], fmt: str) -> list[str]:
         "kB / call | harness % | other load on core 1 % | sustained |"
     )
     rows = [head, "|" + "---|" * 18]
-    for system in ("ours", "baseline"):
+    for system in tail.systems(results, fmt):
         for s in sorted(results["series"].get(f"{system}/{fmt}", []), key=lambda s: s["calls"]):
             lat = s["latency_ms"]
             lost = s["inbound"]["lost"] + s["outbound"]["lost"]
@@ -404,6 +411,8 @@ def render(results: dict[str, Any]) -> str:
         'make bench BENCH_ARGS="--realtime 10 --profile"   # as below: SCHED_FIFO on a shared machine (root)',
         ".venv/bin/python -m bench.run --quick --out /tmp/bench   # harness check, a few seconds",
         ".venv/bin/python -m bench.run --help         # formats, systems, N, window, profiling",
+        "# the tail and the variants (fast lane off, public-API lane) at one N, 60 s windows:",
+        ".venv/bin/python -m bench.run --calls 100 --formats pcm_24000 --systems baseline,ours,ours-nofast,ours-public",
         "```",
         "",
         f"Command: `{results.get('command', 'python -m bench.run')}`",
@@ -436,6 +445,8 @@ def render(results: dict[str, Any]) -> str:
                 f"N={r['calls']}: CPU {_fmt(r['cpu_ratio'])}, p99 {_fmt(r['p99_ratio'])}" for r in c["ratios_by_calls"]
             )
             lines += [f"Ours / baseline at each N both ran: {ratios}.", ""]
+    tail_lines, _ = tail.section(results, formats)
+    lines += tail_lines
     lines.append(HOT_PATH)
     lines += _profile_section(results)
     lines.append(METHOD)
@@ -448,6 +459,9 @@ def write_report(results: dict[str, Any], out: Path) -> Path:
     for key in results["series"]:
         fmt = key.split("/", 1)[1]
         (out / f"performance-{fmt}.svg").write_text(plot(results, fmt))
+    formats = sorted({key.split("/", 1)[1] for key in results["series"]})
+    for name, svg in tail.section(results, formats)[1].items():
+        (out / name).write_text(svg)
     (out / "performance-results.json").write_text(json.dumps(results, indent=1))
     path = out / "performance.md"
     path.write_text(render(results))

@@ -33,6 +33,9 @@ from bench.setup_data import NUMBERS
 
 ROOT = Path(__file__).resolve().parent.parent
 SYSTEMS = ("baseline", "ours")  # the baseline first: our database is migrated meanwhile
+# Our server, switched: FAST_LANE=0 (plain daphne/Channels), and the experimental public-API lane.
+VARIANTS = {"ours": ([], {}), "ours-nofast": ([], {"FAST_LANE": "0"}), "ours-public": (["--lane", "public"], {})}
+METRICS_TOKEN = "bench-" + secrets.token_urlsafe(24)
 FORMATS = ("pcm_24000", "ulaw")
 LADDER = (10, 25, 50, 75, 100, 125, 150, 200, 250, 300, 400, 500, 650, 800)
 SERVER_CORE, HARNESS_CORE = 1, 0
@@ -70,6 +73,7 @@ class Bench:
             MAX_CALLS_PER_PROCESS="100000",
             MAX_CALLS_PER_NUMBER="100000",
             SECURE_SSL_REDIRECT="0",
+            ALLOWED_HOSTS="127.0.0.1",  # /metrics, for the loop lag
         )
         return env
 
@@ -109,11 +113,13 @@ class Bench:
     async def start_server(self, system: str, fmt: str, openai_port: int) -> tuple[procs.Child, str]:
         port = procs.free_port()
         openai_url = f"ws://127.0.0.1:{openai_port}/v1/realtime"
-        if system == "ours":
+        if system in VARIANTS:
             await self.database
+            args, extra = VARIANTS[system]
             env = self.django_env(openai_url)
+            env.update(extra, METRICS_TOKEN=METRICS_TOKEN)
             # As the Procfile runs it: daphne with the call sockets' fast lane, on uvloop.
-            cmd = [procs.python(), "-m", "voiceagent.server", "--host", "127.0.0.1", "--port", str(port)]
+            cmd = [procs.python(), "-m", "voiceagent.server", "--host", "127.0.0.1", "--port", str(port), *args]
             url = f"ws://127.0.0.1:{port}/ws/elks/{ELKS_SECRET}/"
         else:
             env = self.base_env()
@@ -123,6 +129,7 @@ class Bench:
             cmd = [procs.python(), str(ROOT / "bench" / "baseline_bridge.py"), str(port)]
             url = f"ws://127.0.0.1:{port}/"
         server = procs.Child(system, cmd, core=SERVER_CORE, env=env, log=self.log(system))
+        server.metrics_url = f"http://127.0.0.1:{port}/metrics" if system in VARIANTS else None  # type: ignore[attr-defined]
         await server.start()
         try:
             await server.wait_port(port)
@@ -211,6 +218,7 @@ class Bench:
                     measures["rss_idle_kb"] = procs.memory_kb(server.pid)["VmRSS"]
                 elif word == "WINDOW":
                     w0, w1 = float(rest[0]), float(rest[1])
+                    await fake.send("gc off")
                     sampler = asyncio.ensure_future(self.sample(server, fake, gen, w0, w1, measures, profile))
                 elif word == "DONE":
                     break
@@ -234,6 +242,7 @@ class Bench:
     ) -> None:
         """CPU at the window's edges, RSS through it; optionally py-spy on the server meanwhile."""
         await asyncio.sleep(max(0.0, w0 - time.monotonic()))
+        lag0 = await loop_lag_buckets(server)
         u0, s0 = procs.cpu_split(server.pid)
         c0 = u0 + s0
         f0, g0 = procs.cpu_s(fake.pid), procs.cpu_s(gen.pid)
@@ -250,6 +259,9 @@ class Bench:
         f1, g1 = procs.cpu_s(fake.pid), procs.cpu_s(gen.pid)
         k1 = procs.core_ticks()
         memory = procs.memory_kb(server.pid)
+        lag1 = await loop_lag_buckets(server)
+        if lag0 and lag1:
+            measures["loop_lag"] = {k: lag1[k] - lag0.get(k, 0.0) for k in lag1}
         measures.update(
             server_cpu_s=c1 - c0,
             server_sys_s=s1 - s0,
@@ -347,6 +359,34 @@ class Bench:
         print(text, flush=True)
 
 
+async def loop_lag_buckets(server: procs.Child) -> dict[str, float] | None:
+    """The server's voiceagent_event_loop_lag_seconds (cumulative buckets by `le`, `sum`, `count`) from /metrics."""
+    url = getattr(server, "metrics_url", None)
+    if not url:
+        return None
+    import urllib.request
+
+    def scrape() -> str:
+        request = urllib.request.Request(url, headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+        with urllib.request.urlopen(request, timeout=10) as r:
+            return r.read().decode()
+
+    try:
+        text = await asyncio.to_thread(scrape)
+    except OSError:
+        return None
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if not line.startswith("voiceagent_event_loop_lag_seconds"):
+            continue
+        name, value = line.rsplit(" ", 1)
+        if "_bucket{" in name:
+            out[name.split('le="', 1)[1].split('"', 1)[0]] = float(value)
+        elif name.endswith("_sum") or name.endswith("_count"):
+            out[name.rsplit("_", 1)[1]] = float(value)
+    return out or None
+
+
 def machine() -> dict[str, Any]:
     model = ""
     try:
@@ -397,10 +437,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few seconds: tiny N, short window (harness check)")
     parser.add_argument("--out", default=None, help="directory for performance.md, plots and results.json")
-    parser.add_argument("--systems", default=",".join(SYSTEMS))
+    parser.add_argument(
+        "--systems",
+        default=",".join(SYSTEMS),
+        help=f"of baseline,{','.join(VARIANTS)} (ours-nofast: FAST_LANE=0; ours-public: the public-API lane)",
+    )
     parser.add_argument("--formats", default=None, help="pcm_24000,ulaw (quick mode: pcm_24000)")
     parser.add_argument("--calls", default="", help="comma-separated N to run instead of the ladder search")
-    parser.add_argument("--duration-s", type=float, default=15.0, help="measurement window per step")
+    parser.add_argument("--duration-s", type=float, default=60.0, help="measurement window per step")
     parser.add_argument("--warmup-s", type=float, default=2.0)
     parser.add_argument("--cooldown-s", type=float, default=1.5)
     parser.add_argument("--ramp-rate", type=float, default=25.0, help="calls started per second")

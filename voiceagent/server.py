@@ -141,6 +141,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8095")))
     parser.add_argument("--no-access-log", action="store_true")
+    parser.add_argument(
+        "--lane",
+        choices=["fast", "public"],
+        default="fast",
+        help="experimental: 'public' serves call sockets through voiceagent.publiclane (autobahn's public API "
+        "only) instead of the fast lane, for the benchmark",
+    )
     args = parser.parse_args(argv)
 
     uvloop_on = use_uvloop()
@@ -169,6 +176,11 @@ def main(argv: list[str] | None = None) -> None:
         log.error("could not close stale calls at start: %s", exc)
 
     server_class = FastLaneServer if fast_lane_wanted(settings.FAST_LANE) else Server
+    if args.lane == "public" and server_class is FastLaneServer:
+        from voiceagent.publiclane import PublicLaneServer
+
+        log.warning("call sockets: the experimental public-API lane (--lane public)")
+        server_class = PublicLaneServer
     server: Server | None = None
 
     stopping: list[bool] = []
