@@ -74,7 +74,9 @@ class Daphne:
         return "\n".join(self.log)
 
 
-def start_daphne(db_name: str, *, extra_env: dict[str, str] | None = None, openai_port: int | None = None) -> Daphne:
+def start_daphne(
+    db_name: str, *, extra_env: dict[str, str] | None = None, openai_port: int | None = None, args: tuple[str, ...] = ()
+) -> Daphne:
     """Start daphne and return once it listens (it prints the line we wait for)."""
     from django.conf import settings
 
@@ -90,7 +92,7 @@ def start_daphne(db_name: str, *, extra_env: dict[str, str] | None = None, opena
         **(extra_env or {}),
     )
     process = subprocess.Popen(
-        [sys.executable, "-m", "voiceagent.server", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-m", "voiceagent.server", "--host", "127.0.0.1", "--port", str(port), *args],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
