@@ -389,6 +389,12 @@ METHOD = """\
 """
 
 
+TAIL_LINK = (
+    "The tail with `FAST_LANE=0` and the public-API lane beside ours and the baseline, over 60 s windows, "
+    "with latency per second: [performance-tail.md](performance-tail.md) (`make bench-tail`)."
+)
+
+
 def render(results: dict[str, Any]) -> str:
     m = results["machine"]
     o = results["options"]
@@ -447,6 +453,7 @@ def render(results: dict[str, Any]) -> str:
             lines += [f"Ours / baseline at each N both ran: {ratios}.", ""]
     tail_lines, _ = tail.section(results, formats)
     lines += tail_lines
+    lines += [TAIL_LINK, ""]
     lines.append(HOT_PATH)
     lines += _profile_section(results)
     lines.append(METHOD)

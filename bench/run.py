@@ -472,8 +472,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="run the benchmark's processes SCHED_FIFO at this priority (root only): for a machine shared with "
         "other work, which then gets only what the benchmark leaves",
     )
+    parser.add_argument(
+        "--tail",
+        action="store_true",
+        help="the tail run: N=100 (unless --calls), pcm_24000, baseline and our three variants, no ladder search; "
+        "writes performance-tail.md instead of performance.md",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, profile, database)")
     o = parser.parse_args(argv)
+    if o.tail:
+        o.calls = o.calls or "100"
+        o.formats = o.formats or FORMATS[0]
+        if o.systems == ",".join(SYSTEMS):
+            o.systems = ",".join(("baseline", *VARIANTS))
+        o.refine, o.retries = 0, 0
     o.systems = [s for s in o.systems.split(",") if s]
     o.formats = [f for f in (o.formats or (FORMATS[0] if o.quick else ",".join(FORMATS))).split(",") if f]
     o.calls = tuple(int(n) for n in o.calls.split(",") if n)
@@ -499,9 +511,14 @@ def main(argv: list[str] | None = None) -> None:
     o.realtime = procs.REALTIME
     bench = Bench(o)
     results = asyncio.run(bench.run())  # on failure the work directory (logs) stays for a look
-    from bench.report import write_report
+    if o.tail:
+        from bench.tail import write_tail_report
 
-    path = write_report(results, out)
+        path = write_tail_report(results, out)
+    else:
+        from bench.report import write_report
+
+        path = write_report(results, out)
     print(f"report: {path}")
     if not o.keep:
         shutil.rmtree(bench.work, ignore_errors=True)

@@ -8,8 +8,11 @@ are drawn beside the latencies so a spike can be told apart.
 
 from __future__ import annotations
 
+import datetime
 import html
+import json
 import math
+from pathlib import Path
 from typing import Any
 
 SYSTEM_ORDER = ("baseline", "ours", "ours-nofast", "ours-public")
@@ -229,3 +232,47 @@ held instead: the versions are pinned (`requirements.txt`), the server's start-u
 (`voiceagent.fastlane.self_check`) switches the lane off with one warning when the installed
 daphne/autobahn/Twisted or the internals it reads are not those it was written for, `FAST_LANE=0`
 switches it off by hand (its cost is the `ours-nofast` row), and the call tests run both ways."""
+
+
+def write_tail_report(results: dict[str, Any], out: Path) -> Path:
+    """performance-tail.md, its per-second SVGs and performance-tail-results.json into `out` (bench.run --tail)."""
+    formats = sorted({key.split("/", 1)[1] for key in results["series"]})
+    lines, files = section(results, formats)
+    m, o = results["machine"], results["options"]
+    when = datetime.datetime.fromtimestamp(results["started"], datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    took = round((results["finished"] - results["started"]) / 60, 1)
+    head = [
+        "# Performance: the tail, FAST_LANE=0 and the public-API lane",
+        "",
+        "*Written by `python -m bench.run --tail` (`make bench-tail`); edit `bench/tail.py`, not the file. The",
+        "ladder of concurrent calls, the per-frame costs and the method are in [performance.md](performance.md).*",
+        "",
+        f"Command: `{results.get('command', 'python -m bench.run --tail')}`",
+        "",
+        f"Run {when}, {took} min: window {o['duration_s']:g} s per step, warm-up {o['warmup_s']:g} s, "
+        f"{o['frame_ms']:g} ms caller frames both ways, replies of {o['answer_ms']:g} ms, server alone on core 1, "
+        f"harness on core 0 ({'uvloop' if o.get('uvloop') else 'asyncio'}), "
+        f"{'SCHED_FIFO priority ' + str(o['realtime']) if o.get('realtime') else 'nice ' + str(o.get('nice', 0))}.",
+        "",
+        f"Machine: {m['nproc']} cores, {m['cpu_model']}; Python {m['python']}, daphne {m['daphne']}, "
+        f"websockets {m['websockets']}. A shared machine: other work may run on both cores (the",
+        "`other load on core 1` column of the steps below says how much ran beside the server).",
+        "",
+    ]
+    steps = ["## The steps", "", "| system | N | CPU % of core | other load on core 1 % | harness % | sustained |"]
+    steps.append("|---|---|---|---|---|---|")
+    for fmt in formats:
+        for system in systems(results, fmt):
+            for s in results["series"][f"{system}/{fmt}"]:
+                verdict = "yes" if s["sustained"] else "no: " + "; ".join(s["problems"]).replace("|", "\\|")
+                steps.append(
+                    f"| {system} | {s['calls']} | {s['cpu_pct']} | {s['core1_other_pct']} | "
+                    f"{s['harness_cpu_pct']} | {verdict} |"
+                )
+    text = "\n".join([*head, *lines, *steps, ""])
+    for name, svg in files.items():
+        (out / name).write_text(svg)
+    (out / "performance-tail-results.json").write_text(json.dumps(results, indent=1))
+    path = out / "performance-tail.md"
+    path.write_text(text)
+    return path
