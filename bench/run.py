@@ -242,7 +242,7 @@ class Bench:
     ) -> None:
         """CPU at the window's edges, RSS through it; optionally py-spy on the server meanwhile."""
         await asyncio.sleep(max(0.0, w0 - time.monotonic()))
-        lag0 = await loop_lag_buckets(server)
+        lag0 = await procs.loop_lag_buckets(server, METRICS_TOKEN)
         u0, s0 = procs.cpu_split(server.pid)
         c0 = u0 + s0
         f0, g0 = procs.cpu_s(fake.pid), procs.cpu_s(gen.pid)
@@ -259,7 +259,7 @@ class Bench:
         f1, g1 = procs.cpu_s(fake.pid), procs.cpu_s(gen.pid)
         k1 = procs.core_ticks()
         memory = procs.memory_kb(server.pid)
-        lag1 = await loop_lag_buckets(server)
+        lag1 = await procs.loop_lag_buckets(server, METRICS_TOKEN)
         if lag0 and lag1:
             measures["loop_lag"] = {k: lag1[k] - lag0.get(k, 0.0) for k in lag1}
         measures.update(
@@ -357,34 +357,6 @@ class Bench:
 
     def say(self, text: str) -> None:
         print(text, flush=True)
-
-
-async def loop_lag_buckets(server: procs.Child) -> dict[str, float] | None:
-    """The server's voiceagent_event_loop_lag_seconds (cumulative buckets by `le`, `sum`, `count`) from /metrics."""
-    url = getattr(server, "metrics_url", None)
-    if not url:
-        return None
-    import urllib.request
-
-    def scrape() -> str:
-        request = urllib.request.Request(url, headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
-        with urllib.request.urlopen(request, timeout=10) as r:
-            return r.read().decode()
-
-    try:
-        text = await asyncio.to_thread(scrape)
-    except OSError:
-        return None
-    out: dict[str, float] = {}
-    for line in text.splitlines():
-        if not line.startswith("voiceagent_event_loop_lag_seconds"):
-            continue
-        name, value = line.rsplit(" ", 1)
-        if "_bucket{" in name:
-            out[name.split('le="', 1)[1].split('"', 1)[0]] = float(value)
-        elif name.endswith("_sum") or name.endswith("_count"):
-            out[name.rsplit("_", 1)[1]] = float(value)
-    return out or None
 
 
 def machine() -> dict[str, Any]:
