@@ -246,7 +246,8 @@ def _steps_table(results: dict[str, Any], fmt: str) -> list[str]:
         "kB / call | harness % | other load on core 1 % | sustained |"
     )
     rows = [head, "|" + "---|" * 18]
-    for system in tail.systems(results, fmt):
+    present = tail.systems(results, fmt)
+    for system in [s for s in present if s != "baseline"] + [s for s in present if s == "baseline"]:
         for s in sorted(results["series"].get(f"{system}/{fmt}", []), key=lambda s: s["calls"]):
             lat = s["latency_ms"]
             lost = s["inbound"]["lost"] + s["outbound"]["lost"]
@@ -413,12 +414,11 @@ def render(results: dict[str, Any]) -> str:
         "## Reproduce",
         "",
         "```",
-        "make bench                                   # full run (~17 min), rewrites this file",
+        "make bench                                   # full run (~1 h with 60 s windows), rewrites this file",
         'make bench BENCH_ARGS="--realtime 10 --profile"   # as below: SCHED_FIFO on a shared machine (root)',
         ".venv/bin/python -m bench.run --quick --out /tmp/bench   # harness check, a few seconds",
         ".venv/bin/python -m bench.run --help         # formats, systems, N, window, profiling",
-        "# the tail and the variants (fast lane off, public-API lane) at one N, 60 s windows:",
-        ".venv/bin/python -m bench.run --calls 100 --formats pcm_24000 --systems baseline,ours,ours-nofast,ours-public",
+        "make bench-tail     # the tail, FAST_LANE=0 and the public-API lane at N=100: performance-tail.md",
         "```",
         "",
         f"Command: `{results.get('command', 'python -m bench.run')}`",

@@ -191,7 +191,9 @@ def _variant_lines(results: dict[str, Any], fmt: str) -> list[str]:
 
 
 def section(results: dict[str, Any], formats: list[str]) -> tuple[list[str], dict[str, str]]:
-    """The Markdown of the tail section and the SVG files it links (name → content)."""
+    """The Markdown of the tail section and the SVG files it links (name → content); none for older results."""
+    if not any(s.get("per_second") for steps in results["series"].values() for s in steps):
+        return [], {}
     lines = ["## The tail, second by second", "", TAIL_METHOD, ""]
     files: dict[str, str] = {}
     for fmt in formats:
