@@ -152,6 +152,7 @@ def step_figures(
         "core1_other_pct": round(measures.get("core1_other_pct", 0.0), 1),
         "pacing_lag_ms": loadgen["pacing_lag"],
         "loop_lag": loop_lag(measures.get("loop_lag")),
+        "loop_lag_error": measures.get("loop_lag_error"),
         "harness_gc": {"loadgen": loadgen.get("gc_pauses"), "fake": fake.get("gc_pauses")},
         "per_second": {
             "caller_to_openai": fake.get("in_per_second", []),

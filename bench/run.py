@@ -242,7 +242,8 @@ class Bench:
     ) -> None:
         """CPU at the window's edges, RSS through it; optionally py-spy on the server meanwhile."""
         await asyncio.sleep(max(0.0, w0 - time.monotonic()))
-        lag0 = await procs.loop_lag_buckets(server, METRICS_TOKEN)
+        # The scrape runs beside the window's start, not before it: CPU is read at the edge itself.
+        lag0_task = asyncio.ensure_future(procs.loop_lag_buckets(server, METRICS_TOKEN))
         u0, s0 = procs.cpu_split(server.pid)
         c0 = u0 + s0
         f0, g0 = procs.cpu_s(fake.pid), procs.cpu_s(gen.pid)
@@ -259,8 +260,10 @@ class Bench:
         f1, g1 = procs.cpu_s(fake.pid), procs.cpu_s(gen.pid)
         k1 = procs.core_ticks()
         memory = procs.memory_kb(server.pid)
-        lag1 = await procs.loop_lag_buckets(server, METRICS_TOKEN)
-        if lag0 and lag1:
+        lag0, lag1 = await lag0_task, await procs.loop_lag_buckets(server, METRICS_TOKEN)
+        if isinstance(lag0, str) or isinstance(lag1, str):
+            measures["loop_lag_error"] = lag0 if isinstance(lag0, str) else lag1
+        elif lag0 and lag1:
             measures["loop_lag"] = {k: lag1[k] - lag0.get(k, 0.0) for k in lag1}
         measures.update(
             server_cpu_s=c1 - c0,

@@ -68,7 +68,7 @@ def tail_table(results: dict[str, Any], fmt: str) -> list[str]:
                 else None
             )
             lag = s.get("loop_lag")
-            lag_cell = "– (not measured)"
+            lag_cell = "– (not measured)" if not s.get("loop_lag_error") else f"– ({s['loop_lag_error']})"
             if lag:
                 lag_cell = f"{_f(lag['mean_ms'])} / {_f(lag['p99_ms_at_most'])} / {_f(lag['max_ms_at_most'])}"
                 lag_cell += f" ({lag['over_100ms']})"
