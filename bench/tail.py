@@ -31,6 +31,7 @@ LABELS = {
     ("harness_pacing", "max_ms"): "load generator's own pacing lag, max",
 }
 Y_MIN, Y_MAX = 0.1, 1000.0  # ms, log scale
+NOISY_PCT = 10.0  # other work on the server's core above this disturbs a step (as bench.run says)
 
 
 def _f(v: Any) -> str:
@@ -252,7 +253,7 @@ def write_tail_report(results: dict[str, Any], out: Path) -> Path:
         f"Command: `{results.get('command', 'python -m bench.run --tail')}`",
         "",
         f"Run {when}, {took} min: window {o['duration_s']:g} s per step, warm-up {o['warmup_s']:g} s, "
-        f"{o['frame_ms']:g} ms caller frames both ways, replies of {o['answer_ms']:g} ms, server alone on core 1, "
+        f"{o['frame_ms']:g} ms caller frames both ways, replies of {o['answer_ms']:g} ms, server pinned to core 1, "
         f"harness on core 0 ({'uvloop' if o.get('uvloop') else 'asyncio'}), "
         f"{'SCHED_FIFO priority ' + str(o['realtime']) if o.get('realtime') else 'nice ' + str(o.get('nice', 0))}.",
         "",
@@ -271,6 +272,15 @@ def write_tail_report(results: dict[str, Any], out: Path) -> Path:
                     f"| {system} | {s['calls']} | {s['cpu_pct']} | {s['core1_other_pct']} | "
                     f"{s['harness_cpu_pct']} | {verdict} |"
                 )
+    other = [s["core1_other_pct"] for steps_ in results["series"].values() for s in steps_]
+    if other and max(other) > NOISY_PCT:
+        head += [
+            f"**This run was disturbed:** other work used {min(other):g}–{max(other):g} % of the server's core "
+            "during the windows, so the server was starved of CPU: its latencies are those of an overloaded "
+            "process and its CPU seconds exclude the work it had not yet caught up on. Compare the systems "
+            "with each other only, and rerun on a quiet machine (or with `--realtime 10` as root).",
+            "",
+        ]
     text = "\n".join([*head, *lines, *steps, ""])
     for name, svg in files.items():
         (out / name).write_text(svg)
