@@ -4,7 +4,7 @@ VENV ?= .venv
 PORT ?= 8095
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench clean superuser fake-openai call
+.PHONY: run test lint bench bench-tail clean superuser fake-openai call
 
 $(BIN)/.installed-run: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,10 @@ $(BIN)/.installed-bench: $(BIN)/.installed-dev bench/requirements.txt
 ## Benchmark our server against the guide's bridge; rewrites docs/performance.md (see it for BENCH_ARGS).
 bench: $(BIN)/.installed-bench
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+## The tail at N=100 over 60 s: baseline, ours, FAST_LANE=0, the public-API lane (docs/performance-tail.md).
+bench-tail: $(BIN)/.installed-bench
+	$(BIN)/python -m bench.run --tail $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .test-db-*.sqlite3*

@@ -151,9 +151,43 @@ def step_figures(
         "loadgen_cpu_pct": round(100 * measures.get("loadgen_cpu_s", 0.0) / window_s, 1),
         "core1_other_pct": round(measures.get("core1_other_pct", 0.0), 1),
         "pacing_lag_ms": loadgen["pacing_lag"],
+        "loop_lag": loop_lag(measures.get("loop_lag")),
+        "loop_lag_error": measures.get("loop_lag_error"),
+        "harness_gc": {"loadgen": loadgen.get("gc_pauses"), "fake": fake.get("gc_pauses")},
+        "per_second": {
+            "caller_to_openai": fake.get("in_per_second", []),
+            "openai_to_caller": loadgen.get("out_per_second", []),
+            "harness_pacing": loadgen.get("pacing_per_second", []),
+        },
         "harness_bound": bool(problems) and harness_bound,
         "sustained": not problems,
         "problems": problems,
+    }
+
+
+def loop_lag(buckets: dict[str, float] | None) -> dict[str, Any] | None:
+    """The server's event-loop lag during the window, from the difference of two /metrics scrapes.
+
+    Prometheus buckets give upper bounds: p99 and max are "at most" this many ms (None above 1 s).
+    """
+    if not buckets or not buckets.get("count"):
+        return None
+    n = buckets["count"]
+    edges = sorted((float(le), c) for le, c in buckets.items() if le not in ("sum", "count"))
+
+    def at_most(rank: float) -> float | None:
+        for le, c in edges:
+            if c >= rank:
+                return None if math.isinf(le) else round(le * 1000, 3)
+        return None
+
+    return {
+        "n": int(n),
+        "mean_ms": round(1000 * buckets["sum"] / n, 3),
+        "p99_ms_at_most": at_most(0.99 * n),
+        "p999_ms_at_most": at_most(0.999 * n),
+        "max_ms_at_most": at_most(n),
+        "over_100ms": int(n - dict(edges).get(0.1, n)),
     }
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import gc
 import json
 import os
 import sys
@@ -32,7 +33,7 @@ from typing import Any
 
 from assistants.audio_formats import AudioFormat
 from bench.frames import LOUD, b64_nbytes, read_tag, tag_b64
-from bench.stats import Histogram
+from bench.stats import GcPauses, Histogram, per_second
 from calls.testing.fake_openai import (
     EnergyVoiceDetector,
     FakeRealtimeServer,
@@ -121,6 +122,7 @@ class BenchRecorder:
         self.last_activity = time.monotonic()
         self.last_audio: str | None = None
         self.last_tag: tuple[int, int, int, float] | None = None
+        self.gc_pauses = GcPauses()
 
     def _conn(self, session: FakeSession) -> _Conn:
         rec = self.conns.get(session)
@@ -178,9 +180,12 @@ class BenchRecorder:
     def stats(self, start: float, end: float) -> dict[str, Any]:
         """Everything the analysis needs from this side, for frames sent within [start, end)."""
         hist = Histogram()
+        series = array("d")
         for sent, lat in zip(self.in_sent, self.in_lat, strict=True):
             if start <= sent < end:
                 hist.add(lat)
+                series.append(sent)
+                series.append(lat)
         out: dict[int, list[list[int]]] = {}
         for conn, seq, sent, after_speech in self.out_sent:
             if start <= sent < end:
@@ -211,6 +216,8 @@ class BenchRecorder:
         cpu = os.times()
         return {
             "in_latency": hist.to_json(),
+            "in_per_second": per_second(series, start),
+            "gc_pauses": self.gc_pauses.within(start, end),
             "out_sent": {str(conn): seqs for conn, seqs in out.items()},
             "callers": {str(k): v for k, v in callers.items()},
             "sessions": [self._session_stats(s) for s in sessions],
@@ -244,7 +251,14 @@ async def serve(options: dict[str, Any]) -> None:
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     try:
         while line := (await reader.readline()).decode().split():
-            if line[0] == "stats":
+            if line[0] == "gc":  # the orchestrator: no collection here while the load generator measures
+                if line[1] == "off":
+                    gc.collect()
+                    gc.disable()
+                else:
+                    gc.enable()
+            elif line[0] == "stats":
+                gc.enable()
                 await recorder.quiet()
                 print(json.dumps(recorder.stats(float(line[1]), float(line[2]))), flush=True)
             elif line[0] == "quit":

@@ -20,10 +20,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import gc
 import json
 import random
 import time
 import uuid
+from array import array
 from typing import Any
 
 import orjson
@@ -31,7 +33,7 @@ from websockets.uri import parse_uri
 
 from assistants.audio_formats import FORMATS
 from bench.frames import LOUD, MARKER, TAG, b64_nbytes, read_tag, rest_b64
-from bench.stats import Histogram
+from bench.stats import GcPauses, Histogram, per_second
 from calls.testing import wire
 
 PHASES = 10  # calls are spread over this many phase groups per frame period
@@ -306,6 +308,9 @@ class LoadGen:
         self.out_reordered = 0
         self.out_frames = 0
         self.lag = Histogram()
+        self.out_series = array("d")  # (sent, latency ms) pairs within the window, for the per-second plot
+        self.lag_series = array("d")  # (due, pacing lag ms) pairs within the window
+        self.gc_pauses = GcPauses()
         self.counts: dict[str, int] = {}
         self.errors: dict[str, int] = {}
         self.pacing = True
@@ -326,7 +331,10 @@ class LoadGen:
         else:
             self.out_max_seq[conn] = seq
         if self.window[0] <= sent < self.window[1]:
-            self.out_latency.add((now - sent) * 1000)
+            ms = (now - sent) * 1000
+            self.out_latency.add(ms)
+            self.out_series.append(sent)
+            self.out_series.append(ms)
 
     async def connect(self, idx: int) -> Caller | None:
         uri = parse_uri(self.url)
@@ -353,7 +361,10 @@ class LoadGen:
             if delay > 0:
                 await asyncio.sleep(delay)
             if self.window[0] <= due < self.window[1]:
-                self.lag.add((time.monotonic() - due) * 1000)
+                ms = (time.monotonic() - due) * 1000
+                self.lag.add(ms)
+                self.lag_series.append(due)
+                self.lag_series.append(ms)
             for caller in self.phases[k % PHASES]:
                 if caller.streaming:
                     caller.send_frame(due)
@@ -415,11 +426,16 @@ class LoadGen:
             starts.append(asyncio.ensure_future(self.start_call(idx)))
             await asyncio.sleep(gap)
         self.calls = [c for c in await asyncio.gather(*starts) if c is not None]
+        # No garbage collection in this process while it measures: a pause here would delay
+        # frames and be blamed on the server. (Pauses that still happen are recorded.)
+        gc.collect()
+        gc.disable()
         w0 = time.monotonic() + o.warmup_s
         self.window = (w0, w0 + o.duration_s)
         print(f"WINDOW {self.window[0]} {self.window[1]}", flush=True)
         await asyncio.sleep(self.window[1] + o.cooldown_s - time.monotonic())
         self.pacing = False
+        gc.enable()
         await pacer
         await asyncio.gather(*(c.hang_up() for c in self.calls))
         print("DONE", flush=True)
@@ -436,6 +452,9 @@ class LoadGen:
             out_reordered=self.out_reordered,
             out_frames=self.out_frames,
             pacing_lag=self.lag.summary(),
+            out_per_second=per_second(self.out_series, self.window[0]) if self.out_series else [],
+            pacing_per_second=per_second(self.lag_series, self.window[0]) if self.lag_series else [],
+            gc_pauses=self.gc_pauses.within(*self.window),
             counts=self.counts,
             errors=self.errors,
         )

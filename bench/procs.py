@@ -156,3 +156,34 @@ class Child:
 
 def python() -> str:
     return sys.executable
+
+
+async def loop_lag_buckets(server: Child, token: str) -> dict[str, float] | str | None:
+    """The server's voiceagent_event_loop_lag_seconds (cumulative buckets by `le`, `sum`, `count`) from /metrics.
+
+    None for a server without /metrics (the baseline); a string saying why when the scrape failed.
+    """
+    url = getattr(server, "metrics_url", None)
+    if not url:
+        return None
+    import urllib.request
+
+    def scrape() -> str:
+        request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(request, timeout=30) as r:
+            return r.read().decode()
+
+    try:
+        text = await asyncio.to_thread(scrape)
+    except OSError as exc:
+        return f"scraping /metrics failed: {exc}"
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if not line.startswith("voiceagent_event_loop_lag_seconds"):
+            continue
+        name, value = line.rsplit(" ", 1)
+        if "_bucket{" in name:
+            out[name.split('le="', 1)[1].split('"', 1)[0]] = float(value)
+        elif name.endswith("_sum") or name.endswith("_count"):
+            out[name.rsplit("_", 1)[1]] = float(value)
+    return out or None

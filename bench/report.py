@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bench import tail
+
 TARGETS = {
     "cpu": 1.25,  # ours/baseline CPU per call-minute, at most
     "p99": 1.5,  # ours/baseline p99 added latency, at most
@@ -16,8 +18,13 @@ TARGETS = {
     "hello_to_update_ms": 20,  # plus the OpenAI connect time
     "greeting_ms": 2,
 }
-COLORS = {"ours": "#1f6feb", "baseline": "#d9480f"}
-NAMES = {"ours": "ours (daphne)", "baseline": "baseline (guide's bridge)"}
+COLORS = {"ours": "#1f6feb", "baseline": "#d9480f", "ours-nofast": "#2f9e44", "ours-public": "#9c36b5"}
+NAMES = {
+    "ours": "ours (daphne)",
+    "baseline": "baseline (guide's bridge)",
+    "ours-nofast": "ours, FAST_LANE=0",
+    "ours-public": "ours, public-API lane",
+}
 
 
 def sustained_calls(steps: list[dict[str, Any]]) -> int | None:
@@ -239,7 +246,8 @@ def _steps_table(results: dict[str, Any], fmt: str) -> list[str]:
         "kB / call | harness % | other load on core 1 % | sustained |"
     )
     rows = [head, "|" + "---|" * 18]
-    for system in ("ours", "baseline"):
+    present = tail.systems(results, fmt)
+    for system in [s for s in present if s != "baseline"] + [s for s in present if s == "baseline"]:
         for s in sorted(results["series"].get(f"{system}/{fmt}", []), key=lambda s: s["calls"]):
             lat = s["latency_ms"]
             lost = s["inbound"]["lost"] + s["outbound"]["lost"]
@@ -382,6 +390,12 @@ METHOD = """\
 """
 
 
+TAIL_LINK = (
+    "The tail with `FAST_LANE=0` and the public-API lane beside ours and the baseline, over 60 s windows, "
+    "with latency per second: [performance-tail.md](performance-tail.md) (`make bench-tail`)."
+)
+
+
 def render(results: dict[str, Any]) -> str:
     m = results["machine"]
     o = results["options"]
@@ -400,10 +414,11 @@ def render(results: dict[str, Any]) -> str:
         "## Reproduce",
         "",
         "```",
-        "make bench                                   # full run (~17 min), rewrites this file",
+        "make bench                                   # full run (~1 h with 60 s windows), rewrites this file",
         'make bench BENCH_ARGS="--realtime 10 --profile"   # as below: SCHED_FIFO on a shared machine (root)',
         ".venv/bin/python -m bench.run --quick --out /tmp/bench   # harness check, a few seconds",
         ".venv/bin/python -m bench.run --help         # formats, systems, N, window, profiling",
+        "make bench-tail     # the tail, FAST_LANE=0 and the public-API lane at N=100: performance-tail.md",
         "```",
         "",
         f"Command: `{results.get('command', 'python -m bench.run')}`",
@@ -436,6 +451,9 @@ def render(results: dict[str, Any]) -> str:
                 f"N={r['calls']}: CPU {_fmt(r['cpu_ratio'])}, p99 {_fmt(r['p99_ratio'])}" for r in c["ratios_by_calls"]
             )
             lines += [f"Ours / baseline at each N both ran: {ratios}.", ""]
+    tail_lines, _ = tail.section(results, formats)
+    lines += tail_lines
+    lines += [TAIL_LINK, ""]
     lines.append(HOT_PATH)
     lines += _profile_section(results)
     lines.append(METHOD)
@@ -448,6 +466,9 @@ def write_report(results: dict[str, Any], out: Path) -> Path:
     for key in results["series"]:
         fmt = key.split("/", 1)[1]
         (out / f"performance-{fmt}.svg").write_text(plot(results, fmt))
+    formats = sorted({key.split("/", 1)[1] for key in results["series"]})
+    for name, svg in tail.section(results, formats)[1].items():
+        (out / name).write_text(svg)
     (out / "performance-results.json").write_text(json.dumps(results, indent=1))
     path = out / "performance.md"
     path.write_text(render(results))

@@ -33,6 +33,9 @@ from bench.setup_data import NUMBERS
 
 ROOT = Path(__file__).resolve().parent.parent
 SYSTEMS = ("baseline", "ours")  # the baseline first: our database is migrated meanwhile
+# Our server, switched: FAST_LANE=0 (plain daphne/Channels), and the experimental public-API lane.
+VARIANTS = {"ours": ([], {}), "ours-nofast": ([], {"FAST_LANE": "0"}), "ours-public": (["--lane", "public"], {})}
+METRICS_TOKEN = "bench-" + secrets.token_urlsafe(24)
 FORMATS = ("pcm_24000", "ulaw")
 LADDER = (10, 25, 50, 75, 100, 125, 150, 200, 250, 300, 400, 500, 650, 800)
 SERVER_CORE, HARNESS_CORE = 1, 0
@@ -70,6 +73,7 @@ class Bench:
             MAX_CALLS_PER_PROCESS="100000",
             MAX_CALLS_PER_NUMBER="100000",
             SECURE_SSL_REDIRECT="0",
+            ALLOWED_HOSTS="127.0.0.1",  # /metrics, for the loop lag
         )
         return env
 
@@ -109,11 +113,13 @@ class Bench:
     async def start_server(self, system: str, fmt: str, openai_port: int) -> tuple[procs.Child, str]:
         port = procs.free_port()
         openai_url = f"ws://127.0.0.1:{openai_port}/v1/realtime"
-        if system == "ours":
+        if system in VARIANTS:
             await self.database
+            args, extra = VARIANTS[system]
             env = self.django_env(openai_url)
+            env.update(extra, METRICS_TOKEN=METRICS_TOKEN)
             # As the Procfile runs it: daphne with the call sockets' fast lane, on uvloop.
-            cmd = [procs.python(), "-m", "voiceagent.server", "--host", "127.0.0.1", "--port", str(port)]
+            cmd = [procs.python(), "-m", "voiceagent.server", "--host", "127.0.0.1", "--port", str(port), *args]
             url = f"ws://127.0.0.1:{port}/ws/elks/{ELKS_SECRET}/"
         else:
             env = self.base_env()
@@ -123,6 +129,7 @@ class Bench:
             cmd = [procs.python(), str(ROOT / "bench" / "baseline_bridge.py"), str(port)]
             url = f"ws://127.0.0.1:{port}/"
         server = procs.Child(system, cmd, core=SERVER_CORE, env=env, log=self.log(system))
+        server.metrics_url = f"http://127.0.0.1:{port}/metrics" if system in VARIANTS else None  # type: ignore[attr-defined]
         await server.start()
         try:
             await server.wait_port(port)
@@ -211,6 +218,7 @@ class Bench:
                     measures["rss_idle_kb"] = procs.memory_kb(server.pid)["VmRSS"]
                 elif word == "WINDOW":
                     w0, w1 = float(rest[0]), float(rest[1])
+                    await fake.send("gc off")
                     sampler = asyncio.ensure_future(self.sample(server, fake, gen, w0, w1, measures, profile))
                 elif word == "DONE":
                     break
@@ -234,6 +242,8 @@ class Bench:
     ) -> None:
         """CPU at the window's edges, RSS through it; optionally py-spy on the server meanwhile."""
         await asyncio.sleep(max(0.0, w0 - time.monotonic()))
+        # The scrape runs beside the window's start, not before it: CPU is read at the edge itself.
+        lag0_task = asyncio.ensure_future(procs.loop_lag_buckets(server, METRICS_TOKEN))
         u0, s0 = procs.cpu_split(server.pid)
         c0 = u0 + s0
         f0, g0 = procs.cpu_s(fake.pid), procs.cpu_s(gen.pid)
@@ -250,6 +260,11 @@ class Bench:
         f1, g1 = procs.cpu_s(fake.pid), procs.cpu_s(gen.pid)
         k1 = procs.core_ticks()
         memory = procs.memory_kb(server.pid)
+        lag0, lag1 = await lag0_task, await procs.loop_lag_buckets(server, METRICS_TOKEN)
+        if isinstance(lag0, str) or isinstance(lag1, str):
+            measures["loop_lag_error"] = lag0 if isinstance(lag0, str) else lag1
+        elif lag0 and lag1:
+            measures["loop_lag"] = {k: lag1[k] - lag0.get(k, 0.0) for k in lag1}
         measures.update(
             server_cpu_s=c1 - c0,
             server_sys_s=s1 - s0,
@@ -397,10 +412,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few seconds: tiny N, short window (harness check)")
     parser.add_argument("--out", default=None, help="directory for performance.md, plots and results.json")
-    parser.add_argument("--systems", default=",".join(SYSTEMS))
+    parser.add_argument(
+        "--systems",
+        default=",".join(SYSTEMS),
+        help=f"of baseline,{','.join(VARIANTS)} (ours-nofast: FAST_LANE=0; ours-public: the public-API lane)",
+    )
     parser.add_argument("--formats", default=None, help="pcm_24000,ulaw (quick mode: pcm_24000)")
     parser.add_argument("--calls", default="", help="comma-separated N to run instead of the ladder search")
-    parser.add_argument("--duration-s", type=float, default=15.0, help="measurement window per step")
+    parser.add_argument("--duration-s", type=float, default=60.0, help="measurement window per step")
     parser.add_argument("--warmup-s", type=float, default=2.0)
     parser.add_argument("--cooldown-s", type=float, default=1.5)
     parser.add_argument("--ramp-rate", type=float, default=25.0, help="calls started per second")
@@ -428,8 +447,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="run the benchmark's processes SCHED_FIFO at this priority (root only): for a machine shared with "
         "other work, which then gets only what the benchmark leaves",
     )
+    parser.add_argument(
+        "--tail",
+        action="store_true",
+        help="the tail run: N=100 (unless --calls), pcm_24000, baseline and our three variants, no ladder search; "
+        "writes performance-tail.md instead of performance.md",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, profile, database)")
     o = parser.parse_args(argv)
+    if o.tail:
+        o.calls = o.calls or "100"
+        o.formats = o.formats or FORMATS[0]
+        if o.systems == ",".join(SYSTEMS):
+            o.systems = ",".join(("baseline", *VARIANTS))
+        o.refine, o.retries = 0, 0
     o.systems = [s for s in o.systems.split(",") if s]
     o.formats = [f for f in (o.formats or (FORMATS[0] if o.quick else ",".join(FORMATS))).split(",") if f]
     o.calls = tuple(int(n) for n in o.calls.split(",") if n)
@@ -455,9 +486,14 @@ def main(argv: list[str] | None = None) -> None:
     o.realtime = procs.REALTIME
     bench = Bench(o)
     results = asyncio.run(bench.run())  # on failure the work directory (logs) stays for a look
-    from bench.report import write_report
+    if o.tail:
+        from bench.tail import write_tail_report
 
-    path = write_report(results, out)
+        path = write_tail_report(results, out)
+    else:
+        from bench.report import write_report
+
+        path = write_report(results, out)
     print(f"report: {path}")
     if not o.keep:
         shutil.rmtree(bench.work, ignore_errors=True)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
+import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 RESOLUTION_MS = 0.01  # bucket width: 10 µs
 
@@ -46,6 +48,7 @@ class Histogram:
             "n": self.n,
             "p50_ms": _round(self.percentile(50)),
             "p99_ms": _round(self.percentile(99)),
+            "p999_ms": _round(self.percentile(99.9)),
             "max_ms": _round(self.max_ms if self.n else None),
         }
 
@@ -78,3 +81,43 @@ def percentile(values: list[float], p: float) -> float | None:
         return None
     ordered = sorted(values)
     return ordered[max(0, min(len(ordered) - 1, round(p / 100 * len(ordered)) - 1))]
+
+
+def per_second(pairs: Sequence[float], start: float) -> list[dict[str, float | int | None]]:
+    """Flat (time, ms) pairs to one row per second since `start`: n, p99 and max of that second."""
+    seconds: dict[int, Histogram] = {}
+    for i in range(0, len(pairs) - 1, 2):
+        k = int(pairs[i] - start)
+        h = seconds.get(k)
+        if h is None:
+            h = seconds[k] = Histogram()
+        h.add(pairs[i + 1])
+    return [
+        {"s": k, "n": h.n, "p99_ms": _round(h.percentile(99)), "max_ms": _round(h.max_ms)}
+        for k, h in sorted(seconds.items())
+        if k >= 0
+    ]
+
+
+class GcPauses:
+    """The garbage collector's pauses in this process (gc.callbacks): when and how long."""
+
+    def __init__(self) -> None:
+        self.pauses: list[tuple[float, float, int]] = []  # (start, ms, generation)
+        self._t0 = 0.0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._t0 = time.monotonic()
+        else:
+            self.pauses.append((self._t0, (time.monotonic() - self._t0) * 1000, info.get("generation", -1)))
+
+    def within(self, start: float, end: float) -> dict[str, object]:
+        inside = [(t, ms, g) for t, ms, g in self.pauses if start <= t < end]
+        return {
+            "n": len(inside),
+            "max_ms": round(max((ms for _, ms, _ in inside), default=0.0), 2),
+            "total_ms": round(sum(ms for _, ms, _ in inside), 2),
+            "at_s": [round(t - start, 2) for t, ms, _ in inside if ms >= 1.0][:50],
+        }

@@ -39,6 +39,13 @@ CALL_DURATION = Histogram(
     buckets=(5, 15, 30, 60, 120, 180, 300, 600, 900, 1800, 3600),
     registry=REGISTRY,
 )
+LOOP_LAG = Histogram(
+    "voiceagent_event_loop_lag_seconds",
+    "How late this process's event loop woke up for a timer (sampled a few times a second): "
+    "every call's audio waits as long; rising values mean the process carries too much.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+    registry=REGISTRY,
+)
 OPENAI_ERRORS = Counter(
     "voiceagent_openai_errors",
     "OpenAI errors seen by this process, by error code (harmless barge-in races excluded).",
@@ -89,6 +96,10 @@ def observe_bridge(bridge_s: float) -> None:
 
 def observe_call(duration_s: float) -> None:
     CALL_DURATION.observe(duration_s)
+
+
+def observe_loop_lag(lag_s: float) -> None:
+    LOOP_LAG.observe(lag_s)
 
 
 def count_openai_error(code: str) -> None:

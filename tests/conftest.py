@@ -75,7 +75,12 @@ class Daphne:
 
 
 def start_daphne(
-    db_name: str, *, extra_env: dict[str, str] | None = None, openai_port: int | None = None, port: int | None = None
+    db_name: str,
+    *,
+    extra_env: dict[str, str] | None = None,
+    openai_port: int | None = None,
+    port: int | None = None,
+    args: tuple[str, ...] = (),
 ) -> Daphne:
     """Start daphne and return once it listens (it prints the line we wait for); `port` to restart one in its slot."""
     from django.conf import settings
@@ -92,7 +97,7 @@ def start_daphne(
         **(extra_env or {}),
     )
     process = subprocess.Popen(
-        [sys.executable, "-m", "voiceagent.server", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-m", "voiceagent.server", "--host", "127.0.0.1", "--port", str(port), *args],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

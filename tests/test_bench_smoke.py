@@ -35,9 +35,16 @@ def test_quick_benchmark_measures_both_systems(tmp_path):
         assert step["latency_ms"]["caller_to_openai"]["n"] > 0, step
         assert step["latency_ms"]["openai_to_caller"]["n"] > 0, step
         assert step["cpu_s_per_call_minute"] and step["peak_rss_mb"], step
+        assert step["latency_ms"]["caller_to_openai"]["p999_ms"] is not None, step
+        assert step["per_second"]["caller_to_openai"] and step["per_second"]["openai_to_caller"], step
+        assert step["harness_gc"]["loadgen"]["n"] == 0, step  # no collection while the load generator measures
         probe = step["probe"]
         assert probe["hello_to_session_update"]["n"] == 2 and probe["greeting_delta_to_caller"]["n"] == 2, probe
+    lag = results["series"]["ours/pcm_24000"][0]["loop_lag"]
+    assert lag["n"] >= 10 and lag["max_ms_at_most"] is not None, lag  # scraped from our server's /metrics
     report = (tmp_path / "performance.md").read_text()
+    assert "## The tail, second by second" in report
+    assert (tmp_path / "performance-seconds-pcm_24000-N2.svg").read_text().startswith("<svg")
     assert "| pcm_24000 | sustained calls on one core |" in report
     assert (tmp_path / "performance-pcm_24000.svg").read_text().startswith("<svg")
     assert took < 30, f"quick mode took {took:.0f} s; keep it a smoke test"

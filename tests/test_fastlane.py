@@ -13,10 +13,12 @@ import json
 import uuid
 
 import pytest
+from asgiref.sync import sync_to_async
 from websockets.asyncio.client import connect
 
 from calls.live.wsframes import client_text_frame, server_text_frame, take_text_frames
-from tests.bridge_helpers import CALLER, NUMBER_A, fake_openai, make_assistant, wait_call_ended
+from tests.bridge_helpers import CALLER, NUMBER_A, fake_openai, make_assistant, simulator, wait_call_ended
+from tests.conftest import FAST_TIMEOUTS, start_daphne, stop_daphne
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -35,7 +37,23 @@ def _message(data: str) -> str:
     return json.dumps({"t": "audio", "data": data})
 
 
-async def test_frames_of_every_shape_reach_openai_once_and_in_order(daphne_server, assistant):
+@pytest.fixture(scope="module")
+def public_lane_daphne(django_db_setup, django_db_blocker):
+    """A daphne with the experimental lane on autobahn's public API (voiceagent.publiclane)."""
+    from django.db import connection
+
+    server = start_daphne(connection.settings_dict["NAME"], extra_env=FAST_TIMEOUTS, args=("--lane", "public"))
+    yield server
+    stop_daphne(server)
+
+
+@pytest.fixture(params=["fast lane", "public-API lane"])
+def lane_server(request):
+    return request.getfixturevalue("daphne_server" if request.param == "fast lane" else "public_lane_daphne")
+
+
+async def test_frames_of_every_shape_reach_openai_once_and_in_order(lane_server, assistant):
+    daphne_server = lane_server
     sent: list[str] = []
     async with fake_openai(daphne_server) as fake:
         async with connect(daphne_server.elks_url, max_size=None) as ws:
@@ -62,6 +80,19 @@ async def test_frames_of_every_shape_reach_openai_once_and_in_order(daphne_serve
     assert appended == sent
     call = await wait_call_ended(daphne_server, callid)
     assert (call.status, call.end_reason) == ("completed", "caller_hangup")
+
+
+async def test_the_public_api_lane_carries_replies_to_the_caller(public_lane_daphne, transactional_db):
+    await sync_to_async(make_assistant)("Public", NUMBER_A, welcome_message="Hello from the public lane.")
+    async with fake_openai(public_lane_daphne, answer_ms=300):
+        sim = simulator(public_lane_daphne, caller_audio=[("silence", 600)])
+        task = asyncio.ensure_future(sim.run())
+        await sim.wait_played_ms(200)  # the greeting's audio, sent with autobahn's sendMessage
+        await sim.hang_up()
+        result = await task
+    call = await wait_call_ended(public_lane_daphne, result.callid)
+    assert (call.status, call.end_reason) == ("completed", "caller_hangup")
+    assert any("public-API lane" in line for line in public_lane_daphne.log)
 
 
 async def test_text_that_is_not_utf8_costs_one_message_not_the_call(daphne_server, assistant):

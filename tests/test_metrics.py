@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import signal
 import time
 import urllib.error
 import urllib.request
@@ -156,3 +158,34 @@ async def test_a_call_shows_up_in_the_served_metrics_and_logs(metered_daphne, tr
     usage = next(line for line in mine if line.get("event") == "call.usage")
     assert usage["turns"] == 1 and usage["reply_p50_ms"] is not None
     assert len(mine) < 12  # one line per call event, never one per audio frame
+
+
+def _late_wakeups(text: str) -> float:
+    """Observations of voiceagent_event_loop_lag_seconds above 100 ms, from a scrape."""
+    buckets = {}
+    for line in text.splitlines():
+        if line.startswith("voiceagent_event_loop_lag_seconds_bucket{"):
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets[le] = float(line.rsplit(" ", 1)[1])
+    return buckets["+Inf"] - buckets["0.1"]
+
+
+async def test_a_stalled_loop_shows_in_the_lag_histogram_and_is_logged_once(metered_daphne):
+    _, before = await asyncio.to_thread(scrape, metered_daphne)
+    assert 'voiceagent_event_loop_lag_seconds_bucket{le="0.001"}' in before
+    late0 = _late_wakeups(before)
+    mark = len(metered_daphne.log)
+    for _ in range(2):  # the whole process stopped for 300 ms, twice: its loop is as late
+        os.kill(metered_daphne.process.pid, signal.SIGSTOP)
+        await asyncio.sleep(0.3)
+        os.kill(metered_daphne.process.pid, signal.SIGCONT)
+        await metered_daphne.await_log("event loop late by", start=mark)
+    deadline = time.monotonic() + 5
+    while True:
+        _, text = await asyncio.to_thread(scrape, metered_daphne)
+        if _late_wakeups(text) >= late0 + 2 or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.05)
+    assert _late_wakeups(text) >= late0 + 2
+    lines = [line for line in metered_daphne.log[mark:] if "event loop late by" in line]
+    assert len(lines) == 1 and json.loads(lines[0])["level"] == "WARNING"

@@ -15,9 +15,10 @@ ASGI; applications that do not ask for the link see plain ASGI only.
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from daphne.server import Server
 from daphne.ws_protocol import WebSocketProtocol
@@ -29,6 +30,9 @@ from calls.textlink import TEXT_LINK, LinkClosed
 log = logging.getLogger(__name__)
 
 READ_SIZE = 65536  # as Twisted reads
+
+# The releases whose internals this module was written against (the same series as requirements.txt).
+WRITTEN_FOR = {"daphne": "4.2", "autobahn": "26.10", "Twisted": "26.10"}
 
 
 class _Link:
@@ -156,3 +160,58 @@ class FastLaneServer(Server):
         if isinstance(protocol, FastLaneProtocol):
             scope["extensions"] = {**(scope.get("extensions") or {}), TEXT_LINK: _Link(protocol)}
         return super().create_application(protocol, scope)
+
+
+def self_check() -> list[str]:
+    """What is off, for the fast lane, in the installed daphne/autobahn/Twisted ([] when all is as written for).
+
+    An upgrade can change the internals the lane reads without an error: the lane would then
+    misread frames silently. So the server checks the versions and that every internal it touches
+    is still there (or still assigned by the library's own code), and runs without the lane otherwise.
+    """
+    return list(_problems())
+
+
+def _problems() -> Iterator[str]:
+    for dist, series in WRITTEN_FOR.items():
+        try:
+            version = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            yield f"{dist} is not installed as a distribution"
+            continue
+        if version != series and not version.startswith(series + "."):
+            yield f"{dist} {version} is installed; the fast lane was written for {series}.x"
+    from autobahn.websocket.protocol import WebSocketProtocol as AutobahnProtocol
+    from twisted.internet import abstract
+
+    # Instance attributes the lane reads are set by the libraries' own methods: they must still name them.
+    for owner, names in (
+        (AutobahnProtocol, ("data", "current_frame", "inside_message", "state", "maxFramePayloadSize")),
+        (WebSocketProtocol, ("last_ping", "muted")),
+        (abstract.FileDescriptor, ("dataBuffer", "_tempDataLen")),
+        (Server, ("ws_factory",)),
+    ):
+        used = _names_used(owner)
+        for name in names:
+            if name not in used and not hasattr(owner, name):
+                yield f"{owner.__module__}.{owner.__qualname__} no longer uses `{name}`"
+    for owner, names in (
+        (WebSocketProtocol, ("STATE_OPEN", "dataReceived", "onMessage", "onClose", "muted")),
+        (tcp.Server, ("writeSomeData", "write", "fileno", "abortConnection")),
+        (Server, ("create_application", "run")),
+        (reactor, ("getReaders", "addReader", "removeReader")),
+    ):
+        for name in names:
+            if not hasattr(owner, name):
+                yield f"{getattr(owner, '__qualname__', type(owner).__qualname__)} has no `{name}`"
+
+
+def _names_used(cls: type) -> set[str]:
+    """The attribute names the methods of a class and its bases assign or read."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        for value in vars(klass).values():
+            code = getattr(value, "__code__", None)
+            if code is not None:
+                names.update(code.co_names)
+    return names

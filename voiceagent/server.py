@@ -6,7 +6,9 @@
 - The access log hides the 46elks secret, which is part of the call socket's path.
 - The process beats (calls.processes): calls of a process that died are closed within 30 s by
   any live one, and at once when the same slot (dyno, or host and port) starts again.
-- Call sockets get a fast lane for their audio frames (voiceagent.fastlane), unless FAST_LANE=0.
+- Call sockets get a fast lane for their audio frames (voiceagent.fastlane), unless FAST_LANE=0 or
+  its start-up self-check finds daphne/autobahn/Twisted not as it was written for (then a warning).
+- The event loop's lag is measured (voiceagent.looplag) for /metrics and the log.
 
 Usage: python -m voiceagent.server [--host 0.0.0.0] [--port $PORT]
 """
@@ -117,11 +119,37 @@ def log_memory_summary() -> None:
     )
 
 
+def fast_lane_wanted(setting: bool) -> bool:
+    """FAST_LANE, unless the installed libraries fail the lane's self-check (then one clear warning)."""
+    if not setting:
+        log.info("call sockets: plain daphne/Channels (FAST_LANE=0)")
+        return False
+    from voiceagent.fastlane import self_check
+
+    problems = self_check()
+    if problems:
+        log.warning(
+            "fast lane switched off: %s. Call sockets run through plain daphne/Channels (as with FAST_LANE=0), "
+            "slower but safe; pin the versions in requirements.txt or update voiceagent/fastlane.py.",
+            "; ".join(problems),
+        )
+        return False
+    log.info("call sockets: fast lane")
+    return True
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8095")))
     parser.add_argument("--no-access-log", action="store_true")
+    parser.add_argument(
+        "--lane",
+        choices=["fast", "public"],
+        default="fast",
+        help="experimental: 'public' serves call sockets through voiceagent.publiclane (autobahn's public API "
+        "only) instead of the fast lane, for the benchmark",
+    )
     args = parser.parse_args(argv)
 
     uvloop_on = use_uvloop()
@@ -153,8 +181,12 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # the database may be briefly unavailable; calls still work
         log.error("could not record this server process or close stale calls at start: %s", exc)
 
-    server_class = FastLaneServer if settings.FAST_LANE else Server
-    log.info("call sockets: %s", "fast lane" if settings.FAST_LANE else "plain daphne/Channels (FAST_LANE=0)")
+    server_class = FastLaneServer if fast_lane_wanted(settings.FAST_LANE) else Server
+    if args.lane == "public" and server_class is FastLaneServer:
+        from voiceagent.publiclane import PublicLaneServer
+
+        log.warning("call sockets: the experimental public-API lane (--lane public)")
+        server_class = PublicLaneServer
     server: Server | None = None
 
     stopping: list[bool] = []
@@ -191,6 +223,10 @@ def main(argv: list[str] | None = None) -> None:
         loop.add_signal_handler(signal.SIGUSR1, log_memory_summary)
         heartbeat.append(loop.create_task(processes.heartbeat_forever(settings.SERVER_HEARTBEAT_SECONDS)))
         steady_pauses()
+        from insights.metrics import observe_loop_lag
+        from voiceagent.looplag import LoopLagProbe
+
+        LoopLagProbe(observe_loop_lag, log_every_s=settings.LOOP_LAG_LOG_EVERY_SECONDS).start(loop)
 
     server = server_class(
         application=application,

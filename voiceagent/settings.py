@@ -272,6 +272,8 @@ SLOW_CALL_P95_MS = env.int("SLOW_CALL_P95_MS", default=1500)
 
 # The fast lane for call sockets' audio frames (voiceagent.fastlane); 0 serves them through plain daphne/Channels.
 FAST_LANE = env.bool("FAST_LANE", default=True)
+# A wake-up of the event loop later than 100 ms is logged at most once per this many seconds.
+LOOP_LAG_LOG_EVERY_SECONDS = env.float("LOOP_LAG_LOG_EVERY_SECONDS", default=30.0)
 
 # Call limits (safe defaults; see the README).
 CALL_HELLO_TIMEOUT = env.float("CALL_HELLO_TIMEOUT", default=5.0)
