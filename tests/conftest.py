@@ -160,7 +160,7 @@ def _daphne_log_on_failure(request):
     server = request.getfixturevalue("daphne_server")
     start = len(server.log)
     yield
-    _wait_until_idle(server)
+    wait_until_idle(server)
     report = getattr(request.node, "rep_call", None)
     if report is not None and report.failed:
         print("---- daphne log during the test ----")
@@ -186,18 +186,19 @@ def _close_db_pools(django_db_setup, django_db_blocker):
             close_pool()
 
 
-def _wait_until_idle(server: Daphne, tries: int = 20) -> None:
+def wait_until_idle(server: Daphne, tries: int = 20) -> None:
     """Let the shared server finish recording this test's calls before the next test flushes the database.
 
-    The server says what it holds when sent SIGUSR1; a flush racing a call's last write deadlocks.
+    The server says how many calls it holds when sent SIGUSR2 (cheap: no garbage collection, unlike
+    SIGUSR1's memory summary, which only the soak asks for); a flush racing a call's last write deadlocks.
     """
     import signal
     import time
 
     for _ in range(tries):
         mark = len(server.log)
-        server.process.send_signal(signal.SIGUSR1)
-        line = server.wait_log("memory summary", timeout=5, start=mark)
+        server.process.send_signal(signal.SIGUSR2)
+        line = server.wait_log("call summary", timeout=5, start=mark)
         if "live_calls=0 ending_calls=0" in line:
             return
         time.sleep(0.1)  # another process's state: nothing to await but its next report

@@ -31,7 +31,7 @@ from dashboard import charts, selectors
 from dashboard.broadcast import Publisher
 from dashboard.consumers import DashboardConsumer
 from tests.bridge_helpers import CALLER, NUMBER_A, fake_openai, get_call, make_assistant, simulator
-from tests.conftest import FAST_TIMEOUTS, Daphne, start_daphne, stop_daphne
+from tests.conftest import FAST_TIMEOUTS, Daphne, start_daphne, stop_daphne, wait_until_idle
 
 # A daphne that browsers can use: its host is allowed, and cookies work over plain http.
 BROWSER_ENV = {
@@ -62,6 +62,7 @@ def log_on_failure(request, fixture: str) -> Iterator[None]:
     server = request.getfixturevalue(fixture)
     start = len(server.log)
     yield
+    wait_until_idle(server)  # its calls are recorded before the next test flushes the database
     report = getattr(request.node, "rep_call", None)
     if report is not None and report.failed:
         print(f"---- {fixture} log during the test ----")
