@@ -118,15 +118,20 @@ async def browser_socket(
 async def next_message(
     ws: ClientConnection, type_: str, predicate: Callable[[dict], bool] | None = None, timeout: float = 10
 ) -> dict:
-    """The next message of a type (and matching `predicate`), skipping others."""
+    """The next message of a type (and matching `predicate`), skipping others (named if it never comes)."""
+    skipped: list[str] = []
 
     async def find() -> dict:
         while True:
             message = json.loads(await ws.recv())
             if message.get("type", message.get("t")) == type_ and (predicate is None or predicate(message)):
                 return message
+            skipped.append(json.dumps(message)[:160])
 
-    return await asyncio.wait_for(find(), timeout)
+    try:
+        return await asyncio.wait_for(find(), timeout)
+    except TimeoutError:
+        raise AssertionError(f"no {type_!r} message within {timeout}s; skipped: {skipped}") from None
 
 
 def speech_pcm24(ms: int) -> bytes:
@@ -389,7 +394,7 @@ async def test_consumer_refuses_staff_without_call_access():
     user = await sync_to_async(make_user)("clerk")
     communicator = WebsocketCommunicator(DashboardConsumer.as_asgi(), "/ws/dashboard/")
     communicator.scope["user"] = user
-    connected, _ = await communicator.connect()
+    connected, _ = await communicator.connect(timeout=5)
     assert not connected
 
 
