@@ -2,6 +2,17 @@
 
 Daphne runs in a subprocess with the test settings, pointed at the test database, with OpenAI's
 URL pointing at a port where each test starts its own fake Realtime server.
+
+`make test` runs the suite in two pytest-xdist workers (`-n 2 --dist load`). Each worker is a
+process of its own, with its own test database (pytest-django adds `_gw<n>` to the name), its own
+session `daphne_server`, and its own Redis prefixes (voiceagent/test_settings.py; the daphnes it
+starts inherit them), so workers never see each other's rows, calls or channel-layer groups. New
+tests need nothing special: start servers with `start_daphne(connection.settings_dict["NAME"])`,
+take ports from `free_port()`, never a fixed port; a module-scoped server may start once per worker;
+wait for its calls to be recorded after each test (`wait_until_idle`, as `log_on_failure` in
+test_dashboard does) before the next test flushes the database. `--dist load` keeps
+pytest-django's order on each worker, so tests that read rows the migrations seed still run before
+the transactional tests that flush them. `make test TEST_WORKERS=1` runs the suite in one process.
 """
 
 from __future__ import annotations
