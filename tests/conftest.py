@@ -210,7 +210,7 @@ def wait_until_idle(server: Daphne, tries: int = 20) -> None:
         mark = len(server.log)
         server.process.send_signal(signal.SIGUSR2)
         line = server.wait_log("call summary", timeout=5, start=mark)
-        if "live_calls=0 ending_calls=0" in line:
+        if "live_calls=0 ending_calls=0 " in line:
             return
         time.sleep(0.1)  # another process's state: nothing to await but its next report
 

@@ -122,7 +122,12 @@ def log_call_summary() -> None:
     """
     from calls.live.registry import PROCESS_CALLS as registry
 
-    log.warning("call summary: live_calls=%d ending_calls=%d", len(registry.live), len(registry.ending))
+    log.warning(
+        "call summary: live_calls=%d ending_calls=%d tasks=%d",
+        len(registry.live),
+        len(registry.ending),
+        len(asyncio.all_tasks()),
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
