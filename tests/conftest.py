@@ -215,6 +215,9 @@ def wait_until_idle(server: Daphne, tries: int = 20) -> None:
         time.sleep(0.1)  # another process's state: nothing to await but its next report
 
 
+_wait_until_idle = wait_until_idle  # its former name, for tests written before it was public
+
+
 def pytest_unconfigure(config):
     """SQLite in WAL mode leaves the test database's -wal and -shm files when it is deleted under open connections."""
     from django.conf import settings
