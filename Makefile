@@ -41,9 +41,13 @@ TO ?= +46700000001
 call: $(BIN)/.installed-run .env
 	$(BIN)/python manage.py simulate_call --to $(TO) $(ARGS)
 
-## Run the whole test suite (uses DATABASE_URL / REDIS_URL when they are set).
+## Run the whole test suite (uses DATABASE_URL / REDIS_URL when they are set), in TEST_WORKERS
+## processes (pytest-xdist; each with its own test database, daphnes and Redis prefix). `--dist load`
+## keeps pytest-django's order on each worker: tests that flush the database (and the rows its
+## migrations seed) come after those that read those rows.
+TEST_WORKERS ?= 2
 test: $(BIN)/.installed-dev
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist load $(PYTEST_ARGS)
 
 ## Style, and the import contracts of the layout (.importlinter; docs/architecture.md).
 lint: $(BIN)/.installed-dev

@@ -66,6 +66,9 @@ def session_settings() -> SessionSettings:
     )
 
 
+_READER_STOP = "call.reader.stop"  # sent by a call to its own control channel when it ends
+
+
 def call_group(call_pk: int) -> str:
     """The channel-layer group that reaches the process holding a call, whichever it is."""
     return f"call.{call_pk}"
@@ -172,6 +175,8 @@ class ElksCallConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_add(group, self.channel_name)
             while True:
                 message = await self.channel_layer.receive(self.channel_name)
+                if message.get("type") == _READER_STOP:
+                    return
                 await self.dispatch(message)
         except asyncio.CancelledError:
             raise
@@ -179,15 +184,27 @@ class ElksCallConsumer(AsyncWebsocketConsumer):
             log.exception("call control channel failed; the call goes on without it")
 
     async def _leave_call_group(self) -> None:
+        """Stop the control reader by a message, not by cancelling it in the middle of a receive.
+
+        channels-redis reads every socket of a process off one Redis list, with one receive at a
+        time for all of them: cancelling the call's receive while Redis hands it a message loses
+        that message, which may be a dashboard's (the "ended" of this very call, sent just now).
+        """
         task, self._layer_task = self._layer_task, None
         if task is None:
             return
-        task.cancel()
+        channel = getattr(self, "channel_name", None)
         try:
-            if self._group and getattr(self, "channel_name", None):
-                await asyncio.wait_for(self.channel_layer.group_discard(self._group, self.channel_name), 2)
+            if self._group and channel:
+                await asyncio.wait_for(self.channel_layer.group_discard(self._group, channel), 2)
+            if channel and not task.done():
+                await asyncio.wait_for(self.channel_layer.send(channel, {"type": _READER_STOP}), 2)
+                await asyncio.wait_for(asyncio.shield(task), 2)
         except Exception as exc:
             log.debug("leaving the call group failed: %s", exc)
+        finally:
+            if not task.done():
+                task.cancel()
 
     async def call_hangup(self, message) -> None:
         """Called (through the channel layer) when staff end the call from the dashboard."""

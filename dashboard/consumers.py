@@ -134,12 +134,18 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
 class BrowserCallStore:
     """The process's call store, opening each call as a test call of one given assistant."""
 
-    def __init__(self, store: Any, assistant_id: int) -> None:
+    def __init__(self, store: Any, assistant_id: int, on_open: Any = None) -> None:
         self.store = store
         self.assistant_id = assistant_id
+        self.on_open = on_open
 
     async def open(self, hello: Hello, **kwargs: Any) -> Opened:
-        return await self.store.open(hello, assistant_id=self.assistant_id, is_test=True, **kwargs)
+        opened = await self.store.open(hello, assistant_id=self.assistant_id, is_test=True, **kwargs)
+        if self.on_open is not None and opened.call_pk is not None:
+            # Before the session goes on in this same step (and asks for the greeting): the page
+            # hears which call it is before any of its audio.
+            self.on_open(opened.call_pk)
+        return opened
 
     def transcript(self, call_pk: int, line: TranscriptLine) -> None:
         self.store.transcript(call_pk, line)
@@ -179,15 +185,16 @@ class BrowserCallConsumer(ElksCallConsumer):
             log.info("refused a browser test call to assistant %s", assistant_id)
             await self.close()
             return
-        self.start_session(store=BrowserCallStore(call_store(), assistant_id))
-        await self.accept()
         callid = f"browser-{uuid.uuid4().hex}"
-        hello = {"t": "hello", "callid": callid, "from": f"browser:{user.get_username()}"[:32], "to": to}
-        self.session.on_message(orjson.dumps(hello))
-        await self.session.opened()
-        if self.session.call_pk is not None:
+
+        def tell_the_page(call_pk: int) -> None:
             # Not a 46elks message: tells the page which call to follow on the dashboard socket.
             try:
-                self._send_message(orjson.dumps({"t": "info", "call": self.session.call_pk, "callid": callid}))
+                self._send_message(orjson.dumps({"t": "info", "call": call_pk, "callid": callid}))
             except CallerGone:
                 pass  # the page is gone already; its disconnect ends the call
+
+        self.start_session(store=BrowserCallStore(call_store(), assistant_id, on_open=tell_the_page))
+        await self.accept()
+        hello = {"t": "hello", "callid": callid, "from": f"browser:{user.get_username()}"[:32], "to": to}
+        self.session.on_message(orjson.dumps(hello))

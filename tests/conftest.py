@@ -2,6 +2,17 @@
 
 Daphne runs in a subprocess with the test settings, pointed at the test database, with OpenAI's
 URL pointing at a port where each test starts its own fake Realtime server.
+
+`make test` runs the suite in two pytest-xdist workers (`-n 2 --dist load`). Each worker is a
+process of its own, with its own test database (pytest-django adds `_gw<n>` to the name), its own
+session `daphne_server`, and its own Redis prefixes (voiceagent/test_settings.py; the daphnes it
+starts inherit them), so workers never see each other's rows, calls or channel-layer groups. New
+tests need nothing special: start servers with `start_daphne(connection.settings_dict["NAME"])`,
+take ports from `free_port()`, never a fixed port; a module-scoped server may start once per worker;
+wait for its calls to be recorded after each test (`wait_until_idle`, as `log_on_failure` in
+test_dashboard does) before the next test flushes the database. `--dist load` keeps
+pytest-django's order on each worker, so tests that read rows the migrations seed still run before
+the transactional tests that flush them. `make test TEST_WORKERS=1` runs the suite in one process.
 """
 
 from __future__ import annotations
@@ -167,7 +178,7 @@ def _daphne_log_on_failure(request):
     server = request.getfixturevalue("daphne_server")
     start = len(server.log)
     yield
-    _wait_until_idle(server)
+    wait_until_idle(server)
     report = getattr(request.node, "rep_call", None)
     if report is not None and report.failed:
         print("---- daphne log during the test ----")
@@ -193,21 +204,25 @@ def _close_db_pools(django_db_setup, django_db_blocker):
             close_pool()
 
 
-def _wait_until_idle(server: Daphne, tries: int = 20) -> None:
+def wait_until_idle(server: Daphne, tries: int = 20) -> None:
     """Let the shared server finish recording this test's calls before the next test flushes the database.
 
-    The server says what it holds when sent SIGUSR1; a flush racing a call's last write deadlocks.
+    The server says how many calls it holds when sent SIGUSR2 (cheap: no garbage collection, unlike
+    SIGUSR1's memory summary, which only the soak asks for); a flush racing a call's last write deadlocks.
     """
     import signal
     import time
 
     for _ in range(tries):
         mark = len(server.log)
-        server.process.send_signal(signal.SIGUSR1)
-        line = server.wait_log("memory summary", timeout=5, start=mark)
-        if "live_calls=0 ending_calls=0" in line:
+        server.process.send_signal(signal.SIGUSR2)
+        line = server.wait_log("call summary", timeout=5, start=mark)
+        if "live_calls=0 ending_calls=0 " in line:
             return
         time.sleep(0.1)  # another process's state: nothing to await but its next report
+
+
+_wait_until_idle = wait_until_idle  # its former name, for tests written before it was public
 
 
 def pytest_unconfigure(config):

@@ -40,7 +40,7 @@ from tests.bridge_helpers import (
     transcript,
     wait_call_ended,
 )
-from tests.conftest import FAST_TIMEOUTS, Daphne, start_daphne, stop_daphne
+from tests.conftest import FAST_TIMEOUTS, Daphne, start_daphne, stop_daphne, wait_until_idle
 
 # A daphne that browsers can use: its host is allowed, and cookies work over plain http.
 BROWSER_ENV = {
@@ -73,6 +73,7 @@ def log_on_failure(request, fixture: str) -> Iterator[None]:
     server = request.getfixturevalue(fixture)
     start = len(server.log)
     yield
+    wait_until_idle(server)  # its calls are recorded before the next test flushes the database
     report = getattr(request.node, "rep_call", None)
     if report is not None and report.failed:
         print(f"---- {fixture} log during the test ----")
@@ -128,15 +129,20 @@ async def browser_socket(
 async def next_message(
     ws: ClientConnection, type_: str, predicate: Callable[[dict], bool] | None = None, timeout: float = 10
 ) -> dict:
-    """The next message of a type (and matching `predicate`), skipping others."""
+    """The next message of a type (and matching `predicate`), skipping others (named if it never comes)."""
+    skipped: list[str] = []
 
     async def find() -> dict:
         while True:
             message = json.loads(await ws.recv())
             if message.get("type", message.get("t")) == type_ and (predicate is None or predicate(message)):
                 return message
+            skipped.append(json.dumps(message)[:160])
 
-    return await asyncio.wait_for(find(), timeout)
+    try:
+        return await asyncio.wait_for(find(), timeout)
+    except TimeoutError:
+        raise AssertionError(f"no {type_!r} message within {timeout}s; skipped: {skipped}") from None
 
 
 def speech_pcm24(ms: int) -> bytes:
@@ -399,7 +405,7 @@ async def test_consumer_refuses_staff_without_call_access():
     user = await sync_to_async(make_user)("clerk")
     communicator = WebsocketCommunicator(DashboardConsumer.as_asgi(), "/ws/dashboard/")
     communicator.scope["user"] = user
-    connected, _ = await communicator.connect()
+    connected, _ = await communicator.connect(timeout=5)
     assert not connected
 
 

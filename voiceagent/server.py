@@ -136,6 +136,19 @@ def fast_lane_wanted(setting: bool) -> bool:
         return False
     log.info("call sockets: fast lane")
     return True
+def log_call_summary() -> None:
+    """SIGUSR2: how many calls this process holds, at once (no garbage collection, no object count).
+
+    Cheap enough to ask after every call: the test suite waits on it before it clears the database.
+    """
+    from calls.live.registry import PROCESS_CALLS as registry
+
+    log.warning(
+        "call summary: live_calls=%d ending_calls=%d tasks=%d",
+        len(registry.live),
+        len(registry.ending),
+        len(asyncio.all_tasks()),
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -222,6 +235,7 @@ def main(argv: list[str] | None = None) -> None:
             loop.add_signal_handler(signum, on_signal, signum)
         loop.add_signal_handler(signal.SIGUSR1, log_memory_summary)
         heartbeat.append(loop.create_task(processes.heartbeat_forever(settings.SERVER_HEARTBEAT_SECONDS)))
+        loop.add_signal_handler(signal.SIGUSR2, log_call_summary)
         steady_pauses()
         from insights.metrics import observe_loop_lag
         from voiceagent.looplag import LoopLagProbe

@@ -24,3 +24,10 @@ if os.environ.get("VOICEAGENT_DB_NAME"):
     DATABASES["default"]["NAME"] = os.environ["VOICEAGENT_DB_NAME"]  # noqa: F405
 LOGGING["loggers"]["daphne.server"] = {"level": "INFO"}  # noqa: F405  (the suite waits for "Listening on")
 WHITENOISE_AUTOREFRESH = True
+
+# pytest-xdist's workers (and their daphne subprocesses, which inherit PYTEST_XDIST_WORKER) share
+# one Redis: each worker has its own channel-layer and cache prefixes, so none hears another's groups.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+if "CONFIG" in CHANNEL_LAYERS["default"]:  # noqa: F405
+    CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = f"asgi-test{_WORKER}"  # noqa: F405
+CACHES["default"]["KEY_PREFIX"] = f"test{_WORKER}"  # noqa: F405
