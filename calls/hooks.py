@@ -5,6 +5,10 @@
 - `settings.CALL_START_HOOKS`: take part in recording a new call (`CallStartHook`, below).
 - `settings.CALL_ADMIN_EXTENSIONS`, `settings.ASSISTANT_ADMIN_EXTENSIONS`: mixins that add
   columns, filters, sections and inlines to the core's admin pages (assistants.admin_helpers).
+- `settings.CALL_DOCUMENT_PARTS`: functions `(call) -> dict` whose keys are added to the JSON
+  documents about a call that extensions publish (the after-call webhook, the API).
+- `call_event`: a signal an extension sends when it has news about a finished call (e.g.
+  `event="call.analyzed"`); whoever tells the outside world (tools' webhooks) listens.
 """
 
 from __future__ import annotations
@@ -14,7 +18,11 @@ from functools import cache
 from typing import Any
 
 from django.conf import settings
+from django.dispatch import Signal
 from django.utils.module_loading import import_string
+
+# send(sender, call_pk=<Call pk>, event=<"call.analyzed", ...>), after the news is committed.
+call_event = Signal()
 
 
 @dataclass
@@ -55,3 +63,16 @@ class CallStartHook:
 @cache
 def call_start_hooks() -> tuple[CallStartHook, ...]:
     return tuple(import_string(path)() for path in getattr(settings, "CALL_START_HOOKS", []))
+
+
+@cache
+def _document_parts() -> tuple[Any, ...]:
+    return tuple(import_string(path) for path in getattr(settings, "CALL_DOCUMENT_PARTS", []))
+
+
+def call_document_parts(call: Any) -> dict[str, Any]:
+    """What the extensions named in `settings.CALL_DOCUMENT_PARTS` add to a document about `call`."""
+    parts: dict[str, Any] = {}
+    for part in _document_parts():
+        parts.update(part(call))
+    return parts

@@ -15,6 +15,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from assistants.models import Assistant
 from calls.access import client_ip, ip_allowed, secret_matches
+from calls.hooks import call_document_parts
 
 from . import services
 from .models import OutboundCall
@@ -160,7 +161,9 @@ def outbound_json(outbound: OutboundCall) -> dict:
         "error": outbound.error or None,
         "created_at": outbound.created_at.isoformat(),
         "call": (
-            {"id": call.pk, "status": call.status, "end_reason": call.end_reason or None} if call is not None else None
+            {"id": call.pk, "status": call.status, "end_reason": call.end_reason or None, **call_document_parts(call)}
+            if call is not None
+            else None
         ),
     }
 

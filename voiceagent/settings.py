@@ -225,6 +225,7 @@ LOGGING = {
 CALL_OBSERVERS: list[str] = [
     "insights.observers.call_insights",  # usage, cost, reply times, metrics (before the webhook reads them)
     "insights.recording.call_recorder",  # stereo recording, for assistants that record calls
+    "insights.analysis.call_analyser",  # after-call analysis: queued before the webhook reads the call
     # Live dashboards (call started/ended, transcript lines): after insights, so an ended call shows its cost.
     "dashboard.observers.dashboard_observer",
     # Keep it last: it sends the after-call webhook once the other observers have recorded the call.
@@ -234,13 +235,23 @@ CALL_TOOL_RUNNER = "tools.runner.tool_runner"
 # Extensions' part in recording a new call (calls.hooks.CallStartHook).
 CALL_START_HOOKS: list[str] = ["tools.call_start.OutboundAndTools"]
 # Mixins that extend the core's admin pages (calls.hooks.admin_extensions), first named first.
-CALL_ADMIN_EXTENSIONS: list[str] = ["insights.admin_mixins.CallInsightsAdminMixin", "tools.admin.CallToolsAdminMixin"]
-ASSISTANT_ADMIN_EXTENSIONS: list[str] = ["tools.admin.AssistantToolsAdminMixin"]
+CALL_ADMIN_EXTENSIONS: list[str] = [
+    "insights.admin_mixins.CallInsightsAdminMixin",
+    "insights.analysis_admin.CallAnalysisAdminMixin",
+    "tools.admin.CallToolsAdminMixin",
+]
+ASSISTANT_ADMIN_EXTENSIONS: list[str] = [
+    "insights.analysis_admin.AssistantAnalysisAdminMixin",
+    "tools.admin.AssistantToolsAdminMixin",
+]
+# Keys extensions add to the JSON documents about a call (after-call webhook, API): calls.hooks.
+CALL_DOCUMENT_PARTS: list[str] = ["insights.analysis.call_document_analysis"]
 
 # The worker process (Procfile `worker`, calls.jobs): background jobs and how often each runs, in seconds.
 WORKER_JOBS: list[tuple[str, float]] = [
     ("tools.jobs.deliver_due_webhooks", 30.0),
     ("insights.jobs.delete_expired_recordings", 3600.0),
+    ("insights.analysis.analyse_pending_calls", 5.0),
 ]
 
 # Actions (tools app; every variable is explained in docs/actions.md).
@@ -268,9 +279,6 @@ ANALYSIS_MAX_RETRIES = env.int("ANALYSIS_MAX_RETRIES", default=3)
 # 1: the web process analyses ended calls itself (in a thread), for setups without a worker process.
 # 0: only the worker does (its job picks up waiting analyses every few seconds).
 ANALYSIS_IN_WEB = env.bool("ANALYSIS_IN_WEB", default=True)
-# How long the after-call webhook waits for the analysis before it is sent with status "pending"
-# (a second, signed `call.analyzed` event follows when the analysis lands). 0: never wait.
-ANALYSIS_WEBHOOK_WAIT_SECONDS = env.float("ANALYSIS_WEBHOOK_WAIT_SECONDS", default=60.0)
 
 # Operations (docs/operations.md): /metrics answers only with `Authorization: Bearer <METRICS_TOKEN>`
 # (unset: /metrics is off); calls whose reply time p95 exceeds SLOW_CALL_P95_MS are flagged in admin.
