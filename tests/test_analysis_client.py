@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from calls.testing.fake_responses import FakeResponses, request_problems
+from calls.testing.fake_responses import request_problems
 from insights.llm import StructuredResponseError, structured_response
 
 SCHEMA = {
@@ -15,20 +15,9 @@ SCHEMA = {
 }
 
 
-@pytest.fixture(scope="module")
-def fake_responses():
-    fake = FakeResponses.start()
-    yield fake
-    fake.stop()
-
-
 @pytest.fixture
 def responses_api(fake_responses, settings):
-    fake_responses.reset()
-    settings.OPENAI_BASE_URL = fake_responses.base_url
     settings.OPENAI_API_KEY = "sk-test"
-    settings.ANALYSIS_MAX_RETRIES = 2
-    settings.ANALYSIS_TIMEOUT_SECONDS = 5.0
     return fake_responses
 
 

@@ -163,6 +163,7 @@ class FakeResponses:
             self.headers.clear()
             self.problems.clear()
             self._script = []
+            self.timeout_seconds = 5.0
 
     def wait_requests(self, n: int, timeout: float = 10.0) -> list[dict[str, Any]]:
         with self._arrived:
