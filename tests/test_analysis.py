@@ -233,6 +233,9 @@ def test_admin_shows_the_analysis_filters_searches_and_reruns(fake_responses, ad
     page = admin_client.get(reverse("admin:calls_call_change", args=[call.pk])).content.decode()
     assert ANSWER["summary"] in page and "A table was booked." in page and "Anna" in page
     assert "After-call analysis gpt-5-mini" in page  # in the cost breakdown
+    panel = admin_client.get(reverse("dashboard:call", args=[call.pk])).content.decode()
+    assert ANSWER["summary"] in panel and "Success</strong> · A table was booked." in panel
+    assert "<th>customer_name</th><td>Anna</td>" in panel and "<th>wants_parking</th><td>no</td>" in panel
     changelist = reverse("admin:calls_call_changelist")
     assert "Success" in admin_client.get(changelist).content.decode()
     assert call.from_number in admin_client.get(changelist, {"outcome": "success"}).content.decode()
