@@ -344,3 +344,29 @@ async def test_a_call_is_analysed_and_shows_everywhere(daphne_server, fake_respo
     assert stored.summary in page and "A table was booked." in page
     (row,) = list(csv.DictReader(io.StringIO(exported)))
     assert (row["callid"], row["outcome"], row["customer_name"]) == (result.callid, "success", "Anna")
+
+
+def test_api_detail_and_list_carry_the_analysis(fake_responses, call, assistant):
+    from tools.models import OutboundCall
+
+    outbound = OutboundCall.objects.create(assistant=assistant, to_number="+46701111111", call=call, status="ended")
+    _, token = api_token_create(name="crm")
+    client, auth = Client(), {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+    pending_call = Call.objects.create(call_id="no-analysis", assistant=assistant, started_at=timezone.now())
+    OutboundCall.objects.create(assistant=assistant, to_number="+46701111112", call=pending_call)
+    call_analysis_queue(call_pk=pending_call.pk)
+    fake_responses.script(ANSWER)
+    analysis.analyse(call_analysis_queue(call_pk=call.pk))
+    detail = client.get(f"/api/calls/{outbound.pk}/", **auth).json()
+    assert detail["call"]["analysis"] == {
+        "status": "done",
+        "summary": ANSWER["summary"],
+        "outcome": "success",
+        "reason": "A table was booked.",
+        "data": ANSWER["data"],
+        "model": "gpt-5-mini",
+        "error": None,
+    }
+    listed = client.get("/api/calls/", **auth).json()["outbound_calls"]
+    assert [o["call"]["analysis"]["status"] for o in listed] == ["pending", "done"]
+    assert client.get("/api/calls/").status_code == 401
