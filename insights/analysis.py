@@ -9,7 +9,8 @@ never on the call; its tokens are priced into the call's cost.
 from __future__ import annotations
 
 import logging
-from concurrent.futures import Future, ThreadPoolExecutor
+import queue
+import threading
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -34,7 +35,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ROLE_NAMES = {"caller": "Caller", "assistant": "Assistant", "tool": "Tool call"}
-_pool: ThreadPoolExecutor | None = None
+WEB_THREADS = 2
+_queue: queue.SimpleQueue[int] = queue.SimpleQueue()
+_threads: list[threading.Thread] = []
+_lock = threading.Lock()
 
 
 def analysis_schema(assistant: Assistant) -> dict[str, Any]:
@@ -160,12 +164,23 @@ def _run_in_thread(pk: int) -> None:
         close_old_connections()
 
 
-def schedule(pk: int) -> Future:
-    """Analyse in a thread of this process (ANALYSIS_IN_WEB): two at a time, the rest wait their turn."""
-    global _pool
-    if _pool is None:
-        _pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="analysis")
-    return _pool.submit(_run_in_thread, pk)
+def schedule(pk: int) -> None:
+    """Analyse in a background thread of this process (ANALYSIS_IN_WEB): two at a time, the rest queue.
+
+    Daemon threads, so a restarting server never waits for a slow model: an analysis cut off
+    stays "running" until the worker's job takes it again (after 15 minutes) or "Analyse again"."""
+    with _lock:
+        if not _threads:
+            for i in range(WEB_THREADS):
+                thread = threading.Thread(target=_serve, name=f"analysis-{i}", daemon=True)
+                thread.start()
+                _threads.append(thread)
+    _queue.put(pk)
+
+
+def _serve() -> None:
+    while True:
+        _run_in_thread(_queue.get())
 
 
 class CallAnalyser(CallObserver):
