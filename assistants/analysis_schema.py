@@ -77,12 +77,28 @@ def fields_to_schema(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
 
 
+def field_order(schema: dict[str, Any] | None) -> list[str]:
+    """The fields' names in the order people set them. PostgreSQL's jsonb does not keep the order of
+    an object's keys, but keeps arrays: strict schemas list every property in "required", in order."""
+    props = (schema or {}).get("properties") or {}
+    ordered = [name for name in (schema or {}).get("required") or [] if name in props]
+    return ordered + [name for name in props if name not in ordered]
+
+
+def ordered_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """`schema` with its properties back in the order people set them (for the model and the table)."""
+    if not schema or "properties" not in schema:
+        return schema
+    props = schema["properties"]
+    return {**schema, "properties": {name: props[name] for name in field_order(schema)}}
+
+
 def schema_to_fields(schema: dict[str, Any]) -> list[dict[str, Any]] | None:
     """The table rows of a schema the table made; None if it uses more than the table can show."""
     if not schema:
         return []
     rows = []
-    for name, prop in (schema.get("properties") or {}).items():
+    for name, prop in ordered_schema(schema).get("properties", {}).items():
         if not isinstance(prop, dict) or set(prop) - {"type", "description", "format", "enum"}:
             return None
         types = prop.get("type")

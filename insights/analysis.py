@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
 
+from assistants.analysis_schema import ordered_schema
 from calls.db import run_db
 from calls.hooks import call_event
 from calls.live.observers import CallObserver
@@ -50,7 +51,7 @@ def analysis_schema(assistant: Assistant) -> dict[str, Any]:
         properties["outcome"] = {"type": "string", "enum": [o.value for o in AnalysisOutcome]}
         properties["reason"] = {"type": "string", "description": "One line: why this outcome."}
     if assistant.analysis_schema:
-        properties["data"] = assistant.analysis_schema
+        properties["data"] = ordered_schema(assistant.analysis_schema)
     return {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
 
 

@@ -232,7 +232,9 @@ def analysis_report(analysis: CallAnalysis | None) -> str:
         )
     if analysis.data:
         rows = format_html_join(
-            "", "<tr><th>{}</th><td>{}</td></tr>", ((k, export.cell(v) or "–") for k, v in analysis.data.items())
+            "",
+            "<tr><th>{}</th><td>{}</td></tr>",
+            ((k, export.cell(v) or "–") for k, v in analysis.as_json()["data"].items()),
         )
         parts.append(format_html("<table>{}</table>", rows))
     parts.append(format_html('<p class="help">By {}.</p>', analysis.model))

@@ -16,6 +16,7 @@ from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 
+from assistants.analysis_schema import field_order
 from assistants.models import Assistant
 from calls.models import Call
 
@@ -61,7 +62,7 @@ def field_columns(calls: QuerySet) -> list[str]:
     ids = calls.order_by().values_list("assistant_id", flat=True).distinct()
     columns: list[str] = []
     for schema in Assistant.objects.filter(pk__in=ids).order_by("pk").values_list("analysis_schema", flat=True):
-        for name in (schema or {}).get("properties") or {}:
+        for name in field_order(schema):
             if name not in columns:
                 columns.append(name)
     return columns

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from assistants.analysis_schema import field_order
 from calls.models import Call
 
 from .pricing import Price
@@ -183,13 +184,17 @@ class CallAnalysis(models.Model):
         return f"analysis of call {self.call_id}: {self.status}"
 
     def as_json(self) -> dict:
-        """The API's and the webhook's `analysis` object."""
+        """The API's and the webhook's `analysis` object (fields in the order the assistant lists them)."""
+        assistant = self.call.assistant if self.call_id else None
+        order = field_order(assistant.analysis_schema) if assistant is not None else []
+        data = self.data or {}
+        data = {**{k: data[k] for k in order if k in data}, **{k: v for k, v in data.items() if k not in order}}
         return {
             "status": self.status,
             "summary": self.summary or None,
             "outcome": self.outcome or None,
             "reason": self.reason or None,
-            "data": self.data or {},
+            "data": data,
             "model": self.model or None,
             "error": self.error or None,
         }
