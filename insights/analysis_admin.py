@@ -265,7 +265,10 @@ class CallAnalysisAdminMixin:
 
     def get_actions(self, request):
         actions = super().get_actions(request)
-        for func in (analyse_again, export_csv):
+        allowed = [export_csv]
+        if request.user.has_perm("insights.change_callanalysis"):  # it is billed: not for every viewer
+            allowed.append(analyse_again)
+        for func in allowed:
             actions[func.__name__] = (func, func.__name__, func.short_description)
         return actions
 

@@ -370,3 +370,13 @@ def test_api_detail_and_list_carry_the_analysis(fake_responses, call, assistant)
     listed = client.get("/api/calls/", **auth).json()["outbound_calls"]
     assert [o["call"]["analysis"]["status"] for o in listed] == ["pending", "done"]
     assert client.get("/api/calls/").status_code == 401
+
+
+def test_prompt_editors_export_but_do_not_rerun(client, call):
+    from django.contrib.auth.models import Group, User
+
+    editor = User.objects.create_user("editor", password="pw", is_staff=True)
+    editor.groups.add(Group.objects.get(name="Prompt editors"))
+    client.force_login(editor)
+    page = client.get(reverse("admin:calls_call_changelist")).content.decode()
+    assert "Export with analysis (CSV)" in page and "Analyse again" not in page
