@@ -38,7 +38,7 @@ def _usage(response: Any) -> dict[str, int]:
 def client(*, timeout: float | None = None, max_retries: int | None = None) -> openai.OpenAI:
     """A client with the project's limits; the base URL comes from OPENAI_BASE_URL (the SDK's own variable)."""
     return openai.OpenAI(
-        api_key=settings.OPENAI_API_KEY or "missing-key",
+        api_key=settings.OPENAI_API_KEY,
         timeout=settings.ANALYSIS_TIMEOUT_SECONDS if timeout is None else timeout,
         max_retries=settings.ANALYSIS_MAX_RETRIES if max_retries is None else max_retries,
         base_url=settings.OPENAI_BASE_URL or None,
@@ -60,6 +60,8 @@ def structured_response(
     Raises StructuredResponseError with a plain reason when the API fails (after the SDK's
     retries), the model refuses, or the answer is not JSON matching the schema's top level.
     """
+    if not settings.OPENAI_API_KEY:
+        raise StructuredResponseError("OPENAI_API_KEY is not set: the text model cannot be asked.")
     try:
         response = client(timeout=timeout, max_retries=max_retries).responses.create(
             model=model,

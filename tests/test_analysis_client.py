@@ -68,3 +68,10 @@ def test_fake_rejects_a_request_that_is_not_strict(responses_api):
         "text.format.name is missing",
         "text.format.schema is not an object schema",
     ]
+
+
+def test_no_api_key_is_said_plainly(responses_api, settings):
+    settings.OPENAI_API_KEY = ""
+    with pytest.raises(StructuredResponseError, match="OPENAI_API_KEY is not set"):
+        structured_response("gpt-5-mini", "x", "y", SCHEMA)
+    assert responses_api.requests == []
