@@ -7,6 +7,7 @@ import asyncio
 import csv
 import io
 import json
+import urllib.request
 from decimal import Decimal
 
 import pytest
@@ -27,6 +28,9 @@ from tests.fakes_http import FakeHttpServer
 from tests.test_revisions import admin_form
 from tools import post_call
 from tools.services import api_token_create
+
+# The export streams asynchronously (for ASGI: daphne); the sync test client reads it whole, and says so.
+pytestmark = pytest.mark.filterwarnings("ignore:StreamingHttpResponse must consume asynchronous iterators")
 
 ROWS = [
     {"name": "customer_name", "type": "text", "description": "The caller's name", "required": True},
@@ -250,7 +254,7 @@ def test_admin_shows_the_analysis_filters_searches_and_reruns(fake_responses, ad
     assert analysis.analyse_pending_calls() == "analysed 1 call(s)"
     assert CallAnalysis.objects.get(call=call).reason == "No table free."
     export = admin_client.post(changelist, {"action": "export_csv", "_selected_action": [call.pk]})
-    rows = list(csv.DictReader(io.StringIO(b"".join(export.streaming_content).decode())))
+    rows = list(csv.DictReader(io.StringIO(b"".join(export).decode())))
     assert rows[0]["outcome"] == "failure" and rows[0]["customer_name"] == "Anna"
 
 
@@ -266,7 +270,7 @@ def test_export_api_streams_csv_and_jsonl_with_a_token(fake_responses, call, ass
     today = timezone.localdate().isoformat()
     response = client.get("/api/calls/export.csv", {"from": today, "to": today, "assistant": "Bookings"}, **auth)
     assert response.status_code == 200 and response.streaming
-    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    rows = list(csv.DictReader(io.StringIO(b"".join(response).decode())))
     assert [r["callid"] for r in rows] == [call.call_id]
     row = rows[0]
     assert (row["summary"], row["outcome"], row["customer_name"], row["party_size"]) == (
@@ -277,7 +281,7 @@ def test_export_api_streams_csv_and_jsonl_with_a_token(fake_responses, call, ass
     )
     assert (row["wants_parking"], row["table"], row["booking_date"]) == ("no", "", "2026-12-24")
     response = client.get("/api/calls/export.jsonl", {"assistant": str(assistant.pk)}, **auth)
-    lines = [json.loads(line) for line in b"".join(response.streaming_content).decode().splitlines()]
+    lines = [json.loads(line) for line in b"".join(response).decode().splitlines()]
     assert [line["callid"] for line in lines] == ["unanalysed", call.call_id]
     assert lines[0]["analysis"] is None and lines[1]["analysis"]["data"] == ANSWER["data"]
     bad = client.get("/api/calls/export.csv", {"from": "yesterday"}, **auth)
@@ -338,12 +342,22 @@ async def test_a_call_is_analysed_and_shows_everywhere(daphne_server, fake_respo
         page = client.get(reverse("admin:calls_call_change", args=[call.pk])).content.decode()
         _, token = api_token_create(name="crm")
         export = client.get("/api/calls/export.csv", {"assistant": "Analysed"}, HTTP_AUTHORIZATION=f"Bearer {token}")
-        return page, b"".join(export.streaming_content).decode()
+        return page, b"".join(export).decode(), token
 
-    page, exported = await shown()
+    page, exported, token = await shown()
     assert stored.summary in page and "A table was booked." in page
     (row,) = list(csv.DictReader(io.StringIO(exported)))
     assert (row["callid"], row["outcome"], row["customer_name"]) == (result.callid, "success", "Anna")
+
+    def download() -> tuple[str, str]:  # through daphne (ASGI), where the rows stream asynchronously
+        url = f"{daphne_server.http_url}/api/calls/export.jsonl?assistant=Analysed"
+        request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.headers["Content-Type"], response.read().decode()
+
+    content_type, body = await asyncio.to_thread(download)
+    (line,) = [json.loads(text) for text in body.splitlines()]
+    assert content_type.startswith("application/x-ndjson") and line["analysis"]["summary"] == stored.summary
 
 
 def test_api_detail_and_list_carry_the_analysis(fake_responses, call, assistant):
