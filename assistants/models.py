@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
+from .analysis_schema import strict_problems
 from .phone import normalize_e164, validate_e164
 
 
@@ -211,6 +213,30 @@ class Assistant(models.Model):
         validators=[MinValueValidator(1), MaxValueValidator(3650)],
         help_text="Recordings older than this are deleted automatically.",
     )
+    # After the call (insights.analysis reads these; docs/analysis.md)
+    analysis_summary_enabled = models.BooleanField(
+        "write a summary",
+        default=False,
+        help_text="After each call a text model reads the transcript and writes a short summary of it.",
+    )
+    analysis_summary_instructions = models.TextField(
+        "how to write the summary",
+        blank=True,
+        help_text="Optional, e.g. “Two sentences, in Swedish, mention the order number.”",
+    )
+    analysis_success_goal = models.TextField(
+        "what counts as success",
+        blank=True,
+        help_text="The call's goal in words, e.g. “The caller booked a table.” Each call is then judged "
+        "success, failure or unclear, with a one-line reason. Leave empty to skip.",
+    )
+    analysis_schema = models.JSONField(
+        "fields to extract",
+        default=dict,
+        blank=True,
+        help_text="The facts to pick out of each call (a name, a booking date, an order…), sent on to your "
+        "systems with the call.",
+    )
     is_active = models.BooleanField(
         "active", default=True, help_text="Inactive assistants answer no calls; their numbers are refused."
     )
@@ -228,6 +254,16 @@ class Assistant(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        problems = strict_problems(self.analysis_schema)
+        if problems:
+            raise ValidationError({"analysis_schema": " ".join(p[0].upper() + p[1:] for p in problems)})
+
+    @property
+    def analysis_enabled(self) -> bool:
+        """Whether calls to this assistant are analysed after they end."""
+        return bool(self.analysis_summary_enabled or self.analysis_success_goal.strip() or self.analysis_schema)
 
 
 class PhoneNumber(models.Model):

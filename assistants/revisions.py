@@ -157,6 +157,8 @@ def display_value(name: str, value: Any) -> str:
         return str(dict(field.flatchoices).get(value, value))
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False, indent=2) if value else ""
     return "" if value is None else str(value)
 
 

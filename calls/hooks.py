@@ -7,6 +7,10 @@
   columns, filters, sections and inlines to the core's admin pages (assistants.admin_helpers).
 - `settings.SHUTDOWN_WAITERS`: async functions a stopping server process awaits once its calls
   have ended, so work they left behind (a recording being written) is not lost (`wait_for_shutdown`).
+- `settings.CALL_DOCUMENT_PARTS`: functions `(call) -> dict` whose keys are added to the JSON
+  documents about a call that extensions publish (the after-call webhook, the API).
+- `call_event`: a signal an extension sends when it has news about a finished call (e.g.
+  `event="call.analyzed"`); whoever tells the outside world (tools' webhooks) listens.
 """
 
 from __future__ import annotations
@@ -18,9 +22,12 @@ from functools import cache
 from typing import Any
 
 from django.conf import settings
+from django.dispatch import Signal
 from django.utils.module_loading import import_string
 
 log = logging.getLogger(__name__)
+# send(sender, call_pk=<Call pk>, event=<"call.analyzed", ...>), after the news is committed.
+call_event = Signal()
 
 
 @dataclass
@@ -77,3 +84,16 @@ async def wait_for_shutdown(timeout: float) -> bool:
         for task in pending:
             task.cancel()
     return not pending
+
+
+@cache
+def _document_parts() -> tuple[Any, ...]:
+    return tuple(import_string(path) for path in getattr(settings, "CALL_DOCUMENT_PARTS", []))
+
+
+def call_document_parts(call: Any) -> dict[str, Any]:
+    """What the extensions named in `settings.CALL_DOCUMENT_PARTS` add to a document about `call`."""
+    parts: dict[str, Any] = {}
+    for part in _document_parts():
+        parts.update(part(call))
+    return parts

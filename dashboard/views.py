@@ -13,6 +13,7 @@ from django.urls import reverse
 
 from assistants.models import Assistant
 from calls import selectors as call_selectors
+from calls.hooks import call_document_parts
 
 from . import charts, selectors
 from .permissions import can_hang_up, can_test_call, can_watch
@@ -89,7 +90,10 @@ def call_detail(request: HttpRequest, pk: int) -> HttpResponse:
     call = call_selectors.call_get_with_transcript(pk)
     if call is None:
         raise Http404("No such call.")
-    return render(request, "dashboard/_call_detail.html", {"call": call, "can_hang_up": can_hang_up(request.user)})
+    # What extensions add to a call's documents (e.g. the after-call analysis), shown under the header.
+    parts = call_document_parts(call) if call.status != "active" else {}
+    context = {"call": call, "can_hang_up": can_hang_up(request.user), "analysis": parts.get("analysis")}
+    return render(request, "dashboard/_call_detail.html", context)
 
 
 @staff_member_required

@@ -99,6 +99,16 @@ class CallInsightsColumns:
                     _part(cost, "transcription"),
                 )
             )
+        an = usage.get("analysis") or {}
+        if an:
+            rows.append(
+                (
+                    f"After-call analysis {an.get('model') or '?'}",
+                    f"text in {an.get('input_tokens', 0)} (cached {an.get('cached_tokens', 0)}), "
+                    f"text out {an.get('output_tokens', 0)} tokens",
+                    _part(cost, "analysis"),
+                )
+            )
         table = format_html(
             "<table><tr><th>what</th><th>usage</th><th>cost ({})</th></tr>{}</table>",
             cost.get("currency") or obj.cost_currency,

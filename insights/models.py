@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from assistants.analysis_schema import field_order
 from calls.models import Call
 
 from .pricing import Price
@@ -15,6 +16,7 @@ PER_MILLION = "per 1M tokens"
 class PriceKind(models.TextChoices):
     REALTIME = "realtime", "Voice model (OpenAI Realtime)"
     TRANSCRIPTION = "transcription", "Caller transcription"
+    TEXT = "text", "Text model (after-call analysis)"
 
 
 def _token_price(label: str, help_text: str = "") -> models.DecimalField:
@@ -79,6 +81,11 @@ class ModelPrice(models.Model):
             ]
             if missing:
                 raise ValidationError(f"A voice model needs every token price; missing: {', '.join(missing)}.")
+        elif self.kind == PriceKind.TEXT:
+            if None in (self.text_input, self.text_output):
+                raise ValidationError(
+                    "A text model needs prices for text in and text out (cached text in if it has one)."
+                )
         elif self.per_minute is None and None in (self.text_input, self.audio_input, self.text_output):
             raise ValidationError(
                 "A transcription model needs either a price per minute, or prices for text in, audio in and text out."
@@ -126,3 +133,68 @@ class CallCostSummary(Call):
         proxy = True
         verbose_name = "cost and reply-time summary"
         verbose_name_plural = "cost and reply-time summary"
+
+
+class AnalysisStatus(models.TextChoices):
+    PENDING = "pending", "Waiting"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class AnalysisOutcome(models.TextChoices):
+    SUCCESS = "success", "Success"
+    FAILURE = "failure", "Failure"
+    UNCLEAR = "unclear", "Unclear"
+
+
+class CallAnalysis(models.Model):
+    """What a text model made of a finished call: summary, outcome and the assistant's fields."""
+
+    call = models.OneToOneField(Call, on_delete=models.CASCADE, related_name="analysis")
+    status = models.CharField(
+        max_length=10, choices=AnalysisStatus.choices, default=AnalysisStatus.PENDING, db_index=True
+    )
+    summary = models.TextField(blank=True)
+    outcome = models.CharField(
+        max_length=10,
+        choices=AnalysisOutcome.choices,
+        blank=True,
+        db_index=True,
+        help_text="Whether the call reached the assistant's goal (see the assistant's “what counts as success”).",
+    )
+    reason = models.TextField("why", blank=True, help_text="The model's one-line reason for the outcome.")
+    data = models.JSONField("extracted fields", default=dict, blank=True)
+    model = models.CharField(max_length=60, blank=True)
+    error = models.TextField(blank=True, help_text="Why the analysis failed, when it did.")
+    attempts = models.PositiveIntegerField(default=0)
+    input_tokens = models.PositiveIntegerField(default=0)
+    cached_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    cost = models.DecimalField(max_digits=10, decimal_places=4, null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "call analysis"
+        verbose_name_plural = "call analyses"
+
+    def __str__(self) -> str:
+        return f"analysis of call {self.call_id}: {self.status}"
+
+    def as_json(self) -> dict:
+        """The API's and the webhook's `analysis` object (fields in the order the assistant lists them)."""
+        assistant = self.call.assistant if self.call_id else None
+        order = field_order(assistant.analysis_schema) if assistant is not None else []
+        data = self.data or {}
+        data = {**{k: data[k] for k in order if k in data}, **{k: v for k, v in data.items() if k not in order}}
+        return {
+            "status": self.status,
+            "summary": self.summary or None,
+            "outcome": self.outcome or None,
+            "reason": self.reason or None,
+            "data": data,
+            "model": self.model or None,
+            "error": self.error or None,
+        }

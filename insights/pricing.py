@@ -116,6 +116,29 @@ class TranscriptionUsage:
         return cls(**{k: v for k, v in data.items() if k in names})
 
 
+@dataclass
+class TextUsage:
+    """A text model's tokens (the after-call analysis): input (cached ones included) and output."""
+
+    model: str = ""
+    input_tokens: int = 0
+    cached_tokens: int = 0
+    output_tokens: int = 0
+
+    @property
+    def has_tokens(self) -> bool:
+        return bool(self.input_tokens or self.output_tokens)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> TextUsage:
+        data = data or {}
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
 @dataclass(frozen=True)
 class Price:
     """A model's list prices: per 1M tokens, and per minute for duration-billed transcription."""
@@ -186,6 +209,14 @@ def transcription_cost(usage: TranscriptionUsage, price: Price) -> Decimal:
     return total
 
 
+def text_cost(usage: TextUsage, price: Price) -> Decimal:
+    """(input - cached)·p_ti + cached·p_tc + output·p_to; without a cached price cached tokens cost full price."""
+    ti, to = _need(price, "text_input", "text_output")
+    tc = price.cached_text_input if price.cached_text_input is not None else ti
+    cached = min(usage.cached_tokens, usage.input_tokens)
+    return ((usage.input_tokens - cached) * ti + cached * tc + usage.output_tokens * to) / MILLION
+
+
 @dataclass
 class CallCost:
     """A call's cost, its parts, and what could not be priced (so a missing price is visible)."""
@@ -215,6 +246,8 @@ def call_cost(
     realtime_price: Price | None,
     transcription: TranscriptionUsage | None = None,
     transcription_price: Price | None = None,
+    analysis: TextUsage | None = None,
+    analysis_price: Price | None = None,
 ) -> CallCost:
     """Price a call. The total covers what could be priced; `missing` says what could not.
 
@@ -228,6 +261,8 @@ def call_cost(
     work = [("realtime", realtime, realtime_price, realtime_cost)]
     if transcription is not None and (transcription.items or transcription.has_tokens or transcription.seconds):
         work.append(("transcription", transcription, transcription_price, transcription_cost))
+    if analysis is not None and analysis.has_tokens:
+        work.append(("analysis", analysis, analysis_price, text_cost))
     for part, usage, price, fn in work:
         if price is None:
             if part == "realtime" and not usage.responses:

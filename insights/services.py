@@ -16,7 +16,7 @@ from calls.models import Call
 
 from .latency import Turn, p50_p95
 from .models import ModelPrice, TurnLatency
-from .pricing import RealtimeUsage, TranscriptionUsage, call_cost
+from .pricing import RealtimeUsage, TextUsage, TranscriptionUsage, call_cost
 
 log = logging.getLogger(__name__)
 
@@ -33,15 +33,45 @@ class InsightsResult:
     missing: list[str] = field(default_factory=list)
 
 
-def _priced_usage(realtime: RealtimeUsage, transcription: TranscriptionUsage) -> tuple[dict, object]:
+def _priced_usage(
+    realtime: RealtimeUsage, transcription: TranscriptionUsage, analysis: TextUsage | None = None
+) -> tuple[dict, object]:
     """Call.usage and the cost, with the price table as it is now."""
-    models = [m for m in (realtime.model, transcription.model) if m]
+    models = [m for m in (realtime.model, transcription.model, analysis.model if analysis else "") if m]
     prices = {p.model: p.as_price() for p in ModelPrice.objects.filter(model__in=models)}
-    cost = call_cost(realtime, prices.get(realtime.model), transcription, prices.get(transcription.model))
+    cost = call_cost(
+        realtime,
+        prices.get(realtime.model),
+        transcription,
+        prices.get(transcription.model),
+        analysis,
+        prices.get(analysis.model) if analysis else None,
+    )
     usage = {"realtime": realtime.as_dict(), "cost": cost.as_dict()}
     if transcription.model:
         usage["transcription"] = transcription.as_dict()
+    if analysis is not None and analysis.has_tokens:
+        usage["analysis"] = analysis.as_dict()
     return usage, cost
+
+
+def _analysis_usage(usage: dict) -> TextUsage | None:
+    return TextUsage.from_dict(usage["analysis"]) if usage.get("analysis") else None
+
+
+@transaction.atomic
+def call_analysis_cost_add(*, call_pk: int, analysis: TextUsage) -> object:
+    """Add an analysis' tokens to the call's usage and price them into its cost (replacing an earlier
+    analysis' share, so "Analyse again" bills the latest run); returns that share, or None if unpriced."""
+    call = Call.objects.select_for_update().filter(pk=call_pk).only("pk", "usage").first()
+    if call is None:
+        return None
+    data = call.usage or {}
+    realtime = RealtimeUsage.from_dict(data.get("realtime"))
+    transcription = TranscriptionUsage.from_dict(data.get("transcription"))
+    usage, cost = _priced_usage(realtime, transcription, analysis)
+    Call.objects.filter(pk=call_pk).update(usage={**data, **usage}, cost=cost.total, cost_currency=cost.currency)
+    return cost.parts.get("analysis")
 
 
 @transaction.atomic
@@ -50,7 +80,8 @@ def call_insights_record(
 ) -> InsightsResult:
     """Store a finished call's usage, cost (at today's prices) and reply times per turn."""
     turns = list(turns)
-    usage, cost = _priced_usage(realtime, transcription)
+    existing = Call.objects.filter(pk=call_pk).values_list("usage", flat=True).first() or {}
+    usage, cost = _priced_usage(realtime, transcription, _analysis_usage(existing))
     p50, p95 = p50_p95([t.reply_ms for t in turns])
     Call.objects.filter(pk=call_pk).update(
         usage=usage,
@@ -90,7 +121,7 @@ def call_costs_recompute(*, since: dt.datetime | None = None, assistant_id: int 
             continue
         realtime = RealtimeUsage.from_dict(data.get("realtime"))
         transcription = TranscriptionUsage.from_dict(data.get("transcription"))
-        usage, cost = _priced_usage(realtime, transcription)
+        usage, cost = _priced_usage(realtime, transcription, _analysis_usage(data))
         Call.objects.filter(pk=call.pk).update(usage={**data, **usage}, cost=cost.total, cost_currency=cost.currency)
         updated += 1
     return updated, skipped

@@ -144,11 +144,39 @@ def stop_daphne(server: Daphne) -> None:
 
 
 @pytest.fixture(scope="session")
-def daphne_server(django_db_setup, django_db_blocker):
-    """One daphne for the session; tests start their fake OpenAI on `daphne_server.openai_port`."""
+def fake_responses_server():
+    """One fake Responses API (text models: the after-call analysis) for the session; tests script it."""
+    from calls.testing.fake_responses import FakeResponses
+
+    fake = FakeResponses.start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def fake_responses(fake_responses_server, settings):
+    """The session's fake Responses API, emptied, with this process' settings pointing at it."""
+    fake_responses_server.reset()
+    settings.OPENAI_BASE_URL = fake_responses_server.base_url
+    settings.OPENAI_API_KEY = TEST_API_KEY
+    settings.ANALYSIS_MAX_RETRIES = 2
+    settings.ANALYSIS_TIMEOUT_SECONDS = 3.0
+    return fake_responses_server
+
+
+@pytest.fixture(scope="session")
+def daphne_server(django_db_setup, django_db_blocker, fake_responses_server):
+    """One daphne for the session; tests start their fake OpenAI on `daphne_server.openai_port`
+    (text models, e.g. the after-call analysis, go to the session's fake Responses API)."""
     from django.db import connection
 
-    server = start_daphne(connection.settings_dict["NAME"], extra_env=FAST_TIMEOUTS)
+    env = {
+        **FAST_TIMEOUTS,
+        "OPENAI_BASE_URL": fake_responses_server.base_url,
+        "ANALYSIS_MAX_RETRIES": "2",
+        "ANALYSIS_TIMEOUT_SECONDS": "3",
+    }
+    server = start_daphne(connection.settings_dict["NAME"], extra_env=env)
     yield server
     stop_daphne(server)
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from calls.hooks import call_document_parts
 from calls.models import Call
 
 from .models import DeliveryStatus, OutboundCall, ToolCall, WebhookDelivery, WebhookTool
@@ -111,6 +112,7 @@ def call_document(call_pk: int) -> dict[str, Any]:
         "transcript": transcript,
         "tool_calls": tool_calls,
         "usage": call.usage or {},
+        **call_document_parts(call),  # e.g. "analysis" (insights), named in settings.CALL_DOCUMENT_PARTS
     }
 
 

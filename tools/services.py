@@ -112,13 +112,17 @@ def transfer_answer(*, callid: str, from_number: str, to_number: str) -> str | N
 
 
 @transaction.atomic
-def webhook_delivery_create(*, call_pk: int) -> int | None:
-    """Queue the after-call webhook of a finished call, if its assistant has one; returns its pk."""
+def webhook_delivery_create(*, call_pk: int, event: str = "call.ended") -> int | None:
+    """Queue the after-call webhook of a finished call, if its assistant has one; returns its pk.
+
+    `event` is "call.ended" when the call ends, or the news an extension announced later
+    (calls.hooks.call_event, e.g. "call.analyzed"); each is its own signed delivery."""
     call = Call.objects.select_related("assistant").filter(pk=call_pk).first()
     if call is None or call.assistant is None or not call.assistant.post_call_webhook_url:
         return None
     delivery = WebhookDelivery.objects.create(
         call=call,
+        event=event,
         url=call.assistant.post_call_webhook_url,
         next_attempt_at=timezone.now(),
         max_attempts=settings.POST_CALL_WEBHOOK_MAX_ATTEMPTS,
@@ -150,7 +154,7 @@ def webhook_delivery_claim(*, pk: int, now: datetime | None = None) -> Claimed |
     if not taken:
         return None
     delivery = WebhookDelivery.objects.select_related("call__assistant").get(pk=pk)
-    document = {**call_document(delivery.call_id), "delivery_id": str(delivery.delivery_id)}
+    document = {**call_document(delivery.call_id), "event": delivery.event, "delivery_id": str(delivery.delivery_id)}
     delivery.payload = document
     delivery.save(update_fields=["payload"])
     assistant = delivery.call.assistant

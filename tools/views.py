@@ -15,6 +15,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from assistants.models import Assistant
 from calls.access import client_ip, ip_allowed, secret_matches
+from calls.hooks import call_document_parts
 
 from . import services
 from .models import OutboundCall
@@ -160,7 +161,9 @@ def outbound_json(outbound: OutboundCall) -> dict:
         "error": outbound.error or None,
         "created_at": outbound.created_at.isoformat(),
         "call": (
-            {"id": call.pk, "status": call.status, "end_reason": call.end_reason or None} if call is not None else None
+            {"id": call.pk, "status": call.status, "end_reason": call.end_reason or None, **call_document_parts(call)}
+            if call is not None
+            else None
         ),
     }
 
@@ -174,11 +177,19 @@ def _find_assistant(ref) -> Assistant | None:
 
 
 @csrf_exempt
-@require_POST
+@require_http_methods(["GET", "POST"])
 def api_calls(request: HttpRequest) -> HttpResponse:
-    """POST /api/calls/ {"assistant": <id or name>, "to": "+46…"}: ring a number with an assistant."""
+    """POST /api/calls/ {"assistant": <id or name>, "to": "+46…"}: ring a number with an assistant.
+    GET /api/calls/?limit=50: the latest outbound calls, newest first (each with its call's analysis)."""
     if _token(request) is None:
         return _unauthorized()
+    if request.method == "GET":
+        try:
+            limit = max(1, min(500, int(request.GET.get("limit", "50"))))
+        except ValueError:
+            return _bad("'limit' must be a number from 1 to 500.")
+        outbound = OutboundCall.objects.select_related("assistant", "call").order_by("-created_at", "-pk")[:limit]
+        return JsonResponse({"outbound_calls": [outbound_json(o) for o in outbound]})
     try:
         body = json.loads(request.body or b"")
     except ValueError:

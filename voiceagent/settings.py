@@ -49,6 +49,8 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 OPENAI_API_KEY = env.str("OPENAI_API_KEY", default="")
 OPENAI_REALTIME_URL = env.str("OPENAI_REALTIME_URL", default="wss://api.openai.com/v1/realtime")
+# The text models' API (Responses): the openai package's own variable; empty means api.openai.com.
+OPENAI_BASE_URL = env.str("OPENAI_BASE_URL", default="")
 
 INSTALLED_APPS = [
     "daphne",
@@ -223,6 +225,7 @@ LOGGING = {
 CALL_OBSERVERS: list[str] = [
     "insights.observers.call_insights",  # usage, cost, reply times, metrics (before the webhook reads them)
     "insights.recording.call_recorder",  # stereo recording, for assistants that record calls
+    "insights.analysis.call_analyser",  # after-call analysis: queued before the webhook reads the call
     # Live dashboards (call started/ended, transcript lines): after insights, so an ended call shows its cost.
     "dashboard.observers.dashboard_observer",
     # Keep it last: it sends the after-call webhook once the other observers have recorded the call.
@@ -232,8 +235,17 @@ CALL_TOOL_RUNNER = "tools.runner.tool_runner"
 # Extensions' part in recording a new call (calls.hooks.CallStartHook).
 CALL_START_HOOKS: list[str] = ["tools.call_start.OutboundAndTools"]
 # Mixins that extend the core's admin pages (calls.hooks.admin_extensions), first named first.
-CALL_ADMIN_EXTENSIONS: list[str] = ["insights.admin_mixins.CallInsightsAdminMixin", "tools.admin.CallToolsAdminMixin"]
-ASSISTANT_ADMIN_EXTENSIONS: list[str] = ["tools.admin.AssistantToolsAdminMixin"]
+CALL_ADMIN_EXTENSIONS: list[str] = [
+    "insights.admin_mixins.CallInsightsAdminMixin",
+    "insights.analysis_admin.CallAnalysisAdminMixin",
+    "tools.admin.CallToolsAdminMixin",
+]
+ASSISTANT_ADMIN_EXTENSIONS: list[str] = [
+    "insights.analysis_admin.AssistantAnalysisAdminMixin",
+    "tools.admin.AssistantToolsAdminMixin",
+]
+# Keys extensions add to the JSON documents about a call (after-call webhook, API): calls.hooks.
+CALL_DOCUMENT_PARTS: list[str] = ["insights.analysis.call_document_analysis"]
 # What a stopping server process waits for once its calls have ended (calls.hooks.wait_for_shutdown).
 SHUTDOWN_WAITERS: list[str] = ["insights.recording.wait_for_saves"]
 
@@ -246,6 +258,7 @@ WORKER_JOBS: list[tuple[str, float]] = [
     ("tools.jobs.deliver_due_webhooks", 30.0),
     ("insights.jobs.delete_expired_recordings", 3600.0),
     ("calls.jobs.close_calls_of_dead_servers", SERVER_HEARTBEAT_SECONDS),
+    ("insights.analysis.analyse_pending_calls", 5.0),
 ]
 
 # Actions (tools app; every variable is explained in docs/actions.md).
@@ -264,6 +277,15 @@ OUTBOUND_PAIRING_WINDOW_SECONDS = env.float("OUTBOUND_PAIRING_WINDOW_SECONDS", d
 # After-call webhooks: first retry after this many seconds, then 4x longer each time (at most 6 h).
 POST_CALL_WEBHOOK_RETRY_BASE_SECONDS = env.float("POST_CALL_WEBHOOK_RETRY_BASE_SECONDS", default=30.0)
 POST_CALL_WEBHOOK_MAX_ATTEMPTS = env.int("POST_CALL_WEBHOOK_MAX_ATTEMPTS", default=8)
+
+# After-call analysis (insights.analysis; docs/analysis.md): the text model, its limits, where it runs.
+ANALYSIS_MODEL = env.str("ANALYSIS_MODEL", default="gpt-5-mini")
+ANALYSIS_TIMEOUT_SECONDS = env.float("ANALYSIS_TIMEOUT_SECONDS", default=60.0)
+# Retries (by the openai package, with backoff) on 429, 5xx, timeouts and lost connections.
+ANALYSIS_MAX_RETRIES = env.int("ANALYSIS_MAX_RETRIES", default=3)
+# 1: the web process analyses ended calls itself (in a thread), for setups without a worker process.
+# 0: only the worker does (its job picks up waiting analyses every few seconds).
+ANALYSIS_IN_WEB = env.bool("ANALYSIS_IN_WEB", default=True)
 
 # Operations (docs/operations.md): /metrics answers only with `Authorization: Bearer <METRICS_TOKEN>`
 # (unset: /metrics is off); calls whose reply time p95 exceeds SLOW_CALL_P95_MS are flagged in admin.

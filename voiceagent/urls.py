@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from voiceagent import views
+from voiceagent import api_export, views
 from voiceagent.login_limit import rate_limited
 
 admin.site.site_header = "Voice agent"
@@ -12,6 +12,7 @@ admin.site.login = rate_limited(admin.site.login)
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
+    path("api/calls/export.<str:kind>", api_export.export_calls, {}, name="api_calls_export"),
     path("", include("tools.urls")),  # 46elks callbacks, the pizza demo, /api/calls/
     path("dashboard/", include("dashboard.urls")),
     path("", include("insights.urls")),  # /metrics (token) and call recordings (staff)
