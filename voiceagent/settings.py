@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "tools",
     "dashboard",
     "insights",
+    "knowledge",
 ]
 
 MIDDLEWARE = [
@@ -178,6 +179,13 @@ STORAGES = {
         if not DEBUG
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
+    # Knowledge documents' files (knowledge app): on disk under MEDIA_ROOT/knowledge by default; on
+    # platforms with ephemeral disks, any django-storages backend (README: "Knowledge documents").
+    "knowledge": {
+        "BACKEND": env.str("KNOWLEDGE_STORAGE_BACKEND", default="django.core.files.storage.FileSystemStorage"),
+        "OPTIONS": env.json("KNOWLEDGE_STORAGE_OPTIONS", default={})
+        or {"location": os.path.join(str(MEDIA_ROOT), "knowledge"), "base_url": "/media/knowledge/"},
+    },
 }
 # Tests and the dev server run without collectstatic; whitenoise then serves from the finders.
 WHITENOISE_USE_FINDERS = DEBUG
@@ -230,10 +238,12 @@ CALL_OBSERVERS: list[str] = [
 ]
 CALL_TOOL_RUNNER = "tools.runner.tool_runner"
 # Extensions' part in recording a new call (calls.hooks.CallStartHook).
-CALL_START_HOOKS: list[str] = ["tools.call_start.OutboundAndTools"]
+CALL_START_HOOKS: list[str] = ["tools.call_start.OutboundAndTools", "knowledge.call_start.KnowledgeDocuments"]
+# Built-in tools extension apps offer (tools.builtins): each names a function config → {name: (definition, fn)}.
+CALL_BUILTIN_TOOLS: list[str] = ["knowledge.tool.builtin_tools"]
 # Mixins that extend the core's admin pages (calls.hooks.admin_extensions), first named first.
 CALL_ADMIN_EXTENSIONS: list[str] = ["insights.admin_mixins.CallInsightsAdminMixin", "tools.admin.CallToolsAdminMixin"]
-ASSISTANT_ADMIN_EXTENSIONS: list[str] = ["tools.admin.AssistantToolsAdminMixin"]
+ASSISTANT_ADMIN_EXTENSIONS: list[str] = ["tools.admin.AssistantToolsAdminMixin", "knowledge.admin.AssistantKnowledgeAdminMixin"]
 
 # The worker process (Procfile `worker`, calls.jobs): background jobs and how often each runs, in seconds.
 WORKER_JOBS: list[tuple[str, float]] = [
@@ -257,6 +267,12 @@ OUTBOUND_PAIRING_WINDOW_SECONDS = env.float("OUTBOUND_PAIRING_WINDOW_SECONDS", d
 # After-call webhooks: first retry after this many seconds, then 4x longer each time (at most 6 h).
 POST_CALL_WEBHOOK_RETRY_BASE_SECONDS = env.float("POST_CALL_WEBHOOK_RETRY_BASE_SECONDS", default=30.0)
 POST_CALL_WEBHOOK_MAX_ATTEMPTS = env.int("POST_CALL_WEBHOOK_MAX_ATTEMPTS", default=8)
+
+# Knowledge documents (docs/knowledge.md): the largest file or web page read, how long a web page may
+# take, how many characters of passages one look-up hands the model.
+KNOWLEDGE_MAX_BYTES = env.int("KNOWLEDGE_MAX_BYTES", default=10 * 1024 * 1024)
+KNOWLEDGE_FETCH_TIMEOUT = env.float("KNOWLEDGE_FETCH_TIMEOUT", default=10.0)
+KNOWLEDGE_TOOL_MAX_CHARS = env.int("KNOWLEDGE_TOOL_MAX_CHARS", default=2400)
 
 # Operations (docs/operations.md): /metrics answers only with `Authorization: Bearer <METRICS_TOKEN>`
 # (unset: /metrics is off); calls whose reply time p95 exceeds SLOW_CALL_P95_MS are flagged in admin.

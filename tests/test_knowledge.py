@@ -1,0 +1,232 @@
+"""Knowledge documents: reading each format (and the broken ones), chunking, search on both
+databases (Swedish and English stemming on PostgreSQL, FTS5 on SQLite), and the admin pages."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+from django.test import override_settings
+from django.urls import reverse
+
+from assistants.models import Assistant
+from knowledge import services
+from knowledge.chunking import MAX_CHARS, OVERLAP_CHARS, chunk
+from knowledge.models import Document, DocumentStatus, Passage
+from knowledge.parsing import Section, Unreadable, kind_for_name, parse
+from knowledge.search import search_passages
+from tests.knowledge_fixtures import docx_file, pdf_scanned, pdf_with_text
+
+pg_only = pytest.mark.skipif("connection.vendor != 'postgresql'", reason="PostgreSQL full-text search")
+
+HOURS = """# Öppettider
+Butiken har öppet måndag till fredag 9–18 och lördagar 10–14. Söndagar är det stängt.
+
+# Priser
+En stor pizza kostar 129 kronor. Hemleverans kostar 49 kronor inom tullarna.
+
+# Leverans
+Vi levererar till Södermalm, Kungsholmen och Vasastan.
+"""
+FAQ = """# Returns
+You can return any product within thirty days. Refunds are paid to the card you used.
+
+# Delivery
+We deliver to addresses in Stockholm and Uppsala. Deliveries arrive within two working days.
+"""
+
+
+# -- reading ----------------------------------------------------------------------------------
+
+
+def test_pdf_text_is_read_page_by_page():
+    sections = parse("pdf", pdf_with_text(["Opening hours\nWe open at nine.", "Prices\nA pizza costs 129 kronor."]))
+    assert [s.heading for s in sections] == ["Page 1", "Page 2"]
+    assert "We open at nine." in sections[0].text and "129 kronor" in sections[1].text
+
+
+def test_docx_headings_become_sections():
+    data = docx_file([("Opening hours", ["We open at nine.", "Closed on Sundays."]), ("Prices", ["129 kronor."])])
+    sections = parse("docx", data)
+    assert [(s.heading, s.text) for s in sections] == [
+        ("Opening hours", "We open at nine.\n\nClosed on Sundays."),
+        ("Prices", "129 kronor."),
+    ]
+
+
+def test_markdown_and_text():
+    sections = parse("markdown", HOURS.encode())
+    assert [s.heading for s in sections] == ["Öppettider", "Priser", "Leverans"]
+    assert parse("text", "Just one paragraph.".encode("cp1252")) == [Section("", "Just one paragraph.")]
+
+
+@pytest.mark.parametrize(
+    "kind, data, says",
+    [
+        ("pdf", pdf_scanned(), "looks scanned"),
+        ("pdf", b"%PDF-1.4\nthis is not really a pdf", "damaged"),
+        ("pdf", b"hello", "not a PDF"),
+        ("docx", b"PK\x03\x04broken zip", "damaged"),
+        ("docx", b"plain text", "not a Word .docx"),
+        ("text", b"\x00\x01\x02binary", "binary"),
+        ("text", b"   \n\n ", "no text"),
+    ],
+)
+def test_unreadable_documents_say_why(kind, data, says):
+    with pytest.raises(Unreadable, match=says):
+        parse(kind, data)
+
+
+def test_too_big_and_wrong_types_say_why():
+    with override_settings(KNOWLEDGE_MAX_BYTES=100), pytest.raises(Unreadable, match="too big"):
+        parse("text", b"x" * 101)
+    with pytest.raises(Unreadable, match=r"\.docx"):
+        kind_for_name("old.doc")
+    with pytest.raises(Unreadable, match="not a type that can be read"):
+        kind_for_name("photo.jpg")
+    assert kind_for_name("Menu.PDF") == "pdf" and kind_for_name("faq.md") == "markdown"
+
+
+# -- chunking ---------------------------------------------------------------------------------
+
+
+def test_chunks_keep_paragraphs_whole_bounded_and_overlapping():
+    paragraphs = [f"Paragraph {n} says something useful about topic {n}. " * 4 for n in range(30)]
+    chunks = chunk([Section("Topics", "\n\n".join(paragraphs)), Section("Short", "One line.")])
+    assert all(len(c.text) <= MAX_CHARS + OVERLAP_CHARS + 3 for c in chunks)
+    assert chunks[-1].heading == "Short" and chunks[-1].text == "One line."
+    topics = [c for c in chunks if c.heading == "Topics"]
+    assert len(topics) > 3
+    for before, after in zip(topics, topics[1:], strict=False):
+        carried = after.text.split(" … ", 1)[0]
+        assert carried and carried in before.text  # the overlap repeats the end of the passage before
+    joined = " ".join(c.text for c in topics)
+    assert all(p.strip() in joined for p in paragraphs)  # nothing is lost
+
+
+def test_a_sentence_longer_than_a_passage_is_cut_at_words():
+    chunks = chunk([Section("", "word " * 1000)])
+    assert all(len(c.text) <= MAX_CHARS + OVERLAP_CHARS + 3 for c in chunks) and len(chunks) > 4
+
+
+# -- search -----------------------------------------------------------------------------------
+
+
+def _document(title: str, text: str, assistant: Assistant, language: str) -> Document:
+    document = services.document_create(title=title, kind="markdown", text=text, language=language, assistants=[assistant])
+    return services.document_process(document_pk=document.pk)
+
+
+@pytest.fixture
+def swedish(db):
+    assistant = Assistant.objects.create(name="Pizzeria", instructions="x", language="sv")
+    _document("Butiken", HOURS, assistant, "sv")
+    return assistant
+
+
+@pytest.fixture
+def english(db):
+    assistant = Assistant.objects.create(name="Shop", instructions="x", language="en")
+    _document("FAQ", FAQ, assistant, "en")
+    return assistant
+
+
+def test_processing_stores_passages_and_status(swedish):
+    document = Document.objects.get(title="Butiken")
+    assert document.status == DocumentStatus.READY and document.error == ""
+    assert document.passage_count == 3 == document.passages.count()
+    assert [p.heading for p in document.passages.all()] == ["Öppettider", "Priser", "Leverans"]
+
+
+def test_search_finds_the_passage_and_only_the_assistants_own(swedish, english):
+    [top, *_] = search_passages(assistant_id=swedish.pk, query="Vad kostar en pizza?", language="sv")
+    assert top.heading == "Priser" and top.document_title == "Butiken" and top.score > 0
+    assert search_passages(assistant_id=english.pk, query="pizza", language="en") == []
+    assert search_passages(assistant_id=swedish.pk, query="?!", language="sv") == []
+
+
+def test_a_failed_or_reprocessed_document_keeps_search_in_step(swedish):
+    document = Document.objects.get(title="Butiken")
+    document.text = "# Nytt\nVi har flyttat till Götgatan."
+    document.save()
+    services.document_process(document_pk=document.pk)
+    assert search_passages(assistant_id=swedish.pk, query="pizza", language="sv") == []
+    [hit] = search_passages(assistant_id=swedish.pk, query="götgatan", language="sv")
+    assert hit.heading == "Nytt"
+    document.delete()
+    assert Passage.objects.count() == 0
+    assert search_passages(assistant_id=swedish.pk, query="götgatan", language="sv") == []
+
+
+@pg_only
+def test_swedish_stemming_on_postgresql(swedish):
+    # "leveransen" and "levererar" share the stem of "leverans"; "öppettiden" that of "öppettider".
+    assert search_passages(assistant_id=swedish.pk, query="leveransen", language="sv")[0].heading == "Leverans"
+    assert search_passages(assistant_id=swedish.pk, query="öppettiden på lördag", language="sv")[0].heading == "Öppettider"
+    assert search_passages(assistant_id=swedish.pk, query="pizzor", language="sv")[0].heading == "Priser"
+    # A quoted phrase ranks the passage that holds it first.
+    assert search_passages(assistant_id=swedish.pk, query='"stor pizza"', language="sv")[0].heading == "Priser"
+
+
+@pg_only
+def test_english_stemming_and_prefixes_on_postgresql(english):
+    assert search_passages(assistant_id=english.pk, query="returning a product", language="en")[0].heading == "Returns"
+    assert search_passages(assistant_id=english.pk, query="when will my delivery arrive", language="en")[0].heading == "Delivery"
+    assert search_passages(assistant_id=english.pk, query="refun", language="en")[0].heading == "Returns"  # a prefix
+    vector = Passage.objects.filter(heading="Returns").values_list("search_vector", flat=True)[0]
+    assert "'return':" in vector and "'refund':" in vector
+
+
+@pytest.mark.skipif("connection.vendor != 'sqlite'", reason="SQLite FTS5")
+def test_fts5_on_sqlite(english):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM knowledge_passage_fts")
+        assert cursor.fetchone()[0] == Passage.objects.count()
+    assert search_passages(assistant_id=english.pk, query="returning a product", language="en")[0].heading == "Returns"
+    assert search_passages(assistant_id=english.pk, query="refun", language="en")[0].heading == "Returns"
+    assert search_passages(assistant_id=english.pk, query="deliveries", language="en")[0].heading == "Delivery"
+
+
+# -- admin ------------------------------------------------------------------------------------
+
+
+def test_admin_upload_reads_the_file(admin_client, english):
+    data = docx_file([("Opening hours", ["We open at nine every weekday."])])
+    response = admin_client.post(
+        reverse("admin:knowledge_document_add"),
+        {"title": "Hours", "file": SimpleUploadedFile("hours.docx", data), "language": "en", "assistants": [english.pk]},
+        follow=True,
+    )
+    page = response.content.decode()
+    assert "is ready: 1 passages" in page
+    document = Document.objects.get(title="Hours")
+    assert document.kind == "docx" and document.size_bytes == len(data) and document.file.name.endswith(".docx")
+    assert document.file.storage.exists(document.file.name)
+    assert search_passages(assistant_id=english.pk, query="open weekday", language="en")[0].document_title == "Hours"
+
+
+def test_admin_says_why_a_document_failed(admin_client, db):
+    response = admin_client.post(
+        reverse("admin:knowledge_document_add"),
+        {"title": "Scan", "file": SimpleUploadedFile("scan.pdf", pdf_scanned()), "language": "sv"},
+        follow=True,
+    )
+    assert "could not be read" in response.content.decode() and "looks scanned" in response.content.decode()
+    assert Document.objects.get(title="Scan").status == DocumentStatus.FAILED
+    response = admin_client.post(
+        reverse("admin:knowledge_document_add"),
+        {"title": "Photo", "file": SimpleUploadedFile("photo.jpg", b"\xff\xd8"), "language": "sv"},
+    )
+    assert "not a type that can be read" in response.content.decode() and not Document.objects.filter(title="Photo").exists()
+
+
+def test_the_assistant_page_tries_a_question(admin_client, swedish):
+    page = admin_client.get(reverse("admin:assistants_assistant_change", args=[swedish.pk])).content.decode()
+    assert "Knowledge: try a question" in page and "Knowledge documents" in page
+    answer = admin_client.get(reverse("admin:knowledge_try", args=[swedish.pk]), {"q": "vad kostar leverans"}).json()
+    assert answer["passages"][0]["document"] == "Butiken" and answer["passages"][0]["score"] > 0
+    assert answer["ms"] < 1000
+    listing = admin_client.get(reverse("admin:knowledge_document_changelist")).content.decode()
+    assert "Pizzeria" in listing  # used by
+    change = admin_client.get(reverse("admin:knowledge_document_change", args=[Document.objects.get().pk])).content.decode()
+    assert "Hemleverans kostar 49 kronor" in change
