@@ -26,8 +26,9 @@ from .search import search_passages
 CONTENT_FIELDS = ("file", "text", "source_url", "language")
 
 
-class DocumentForm(forms.ModelForm, formfield_callback=https_formfield):
+class DocumentForm(forms.ModelForm):
     class Meta:
+        formfield_callback = https_formfield
         model = Document
         fields = ("title", "file", "text", "source_url", "language", "assistants")
 
