@@ -75,7 +75,10 @@ class DocumentAdmin(admin.ModelAdmin):
             },
         ),
         ("Status", {"fields": ("kind", "status_shown", "passage_count", "size_shown", "processed_at")}),
-        ("Passages", {"fields": ("passages_shown",), "description": "What search finds: the document cut into passages."}),
+        (
+            "Passages",
+            {"fields": ("passages_shown",), "description": "What search finds: the document cut into passages."},
+        ),
     )
 
     def get_queryset(self, request):
@@ -117,7 +120,9 @@ class DocumentAdmin(admin.ModelAdmin):
     def _process(self, request, document: Document) -> None:
         document = services.document_process(document_pk=document.pk)
         if document.status == DocumentStatus.READY:
-            self.message_user(request, f"“{document.title}” is ready: {document.passage_count} passages.", messages.SUCCESS)
+            self.message_user(
+                request, f"“{document.title}” is ready: {document.passage_count} passages.", messages.SUCCESS
+            )
         else:
             self.message_user(request, f"“{document.title}” could not be read: {document.error}", messages.ERROR)
 
@@ -138,7 +143,9 @@ class DocumentAdmin(admin.ModelAdmin):
             return JsonResponse({"error": "You may not see assistants."}, status=403)
         assistant = get_object_or_404(Assistant, pk=assistant_id)
         started = time.perf_counter()
-        hits = search_passages(assistant_id=assistant.pk, query=request.GET.get("q", "")[:500], language=assistant.language)
+        hits = search_passages(
+            assistant_id=assistant.pk, query=request.GET.get("q", "")[:500], language=assistant.language
+        )
         return JsonResponse(
             {
                 "ms": round((time.perf_counter() - started) * 1000, 1),
@@ -222,4 +229,6 @@ class AssistantKnowledgeAdminMixin:
         if obj is None or obj.pk is None:
             return "–"
         url = reverse("admin:knowledge_try", args=[obj.pk])
-        return format_html(TRY_BOX, placeholder="e.g. When are you open on Saturdays?", url=mark_safe(json.dumps(url)))  # a reversed URL as JSON: nothing to escape
+        return format_html(
+            TRY_BOX, placeholder="e.g. When are you open on Saturdays?", url=mark_safe(json.dumps(url))
+        )  # a reversed URL as JSON: nothing to escape

@@ -58,7 +58,8 @@ class Document(models.Model):
         storage=knowledge_storage,
         blank=True,
         max_length=300,
-        help_text="A PDF, Word (.docx), text (.txt) or Markdown (.md) file. Leave empty to paste text or give a web page.",
+        help_text="A PDF, Word (.docx), text (.txt) or Markdown (.md) file. "
+        "Leave it empty to paste text or give a web page instead.",
     )
     text = models.TextField(
         blank=True,

@@ -30,20 +30,31 @@ class Section:
 def kind_for_name(name: str) -> str:
     """The document kind a file name suggests (Unreadable for a type we do not read)."""
     lower = name.lower()
-    for ext, kind in ((".pdf", "pdf"), (".docx", "docx"), (".txt", "text"), (".md", "markdown"), (".markdown", "markdown")):
+    for ext, kind in (
+        (".pdf", "pdf"),
+        (".docx", "docx"),
+        (".txt", "text"),
+        (".md", "markdown"),
+        (".markdown", "markdown"),
+    ):
         if lower.endswith(ext):
             return kind
     if lower.endswith(".doc"):
-        raise Unreadable("Old Word files (.doc) cannot be read: save it as .docx (Word: File → Save as) and upload that.")
+        raise Unreadable(
+            "Old Word files (.doc) cannot be read: save it as .docx (Word: File → Save as) and upload that."
+        )
     raise Unreadable(
-        f"“{name}” is not a type that can be read. Upload a PDF, a Word file (.docx), a text file (.txt) or Markdown (.md)."
+        f"“{name}” is not a type that can be read. "
+        "Upload a PDF, a Word file (.docx), a text file (.txt) or Markdown (.md)."
     )
 
 
 def check_size(size: int) -> None:
     limit = settings.KNOWLEDGE_MAX_BYTES
     if size > limit:
-        raise Unreadable(f"The document is too big ({size / 1e6:.1f} MB; at most {limit / 1e6:.1f} MB). Split it into smaller files.")
+        raise Unreadable(
+            f"The document is too big ({size / 1e6:.1f} MB; at most {limit / 1e6:.1f} MB). Split it into smaller files."
+        )
 
 
 def parse(kind: str, data: bytes) -> list[Section]:
@@ -69,7 +80,9 @@ def decode(data: bytes) -> str:
 
 def parse_text(data: bytes) -> list[Section]:
     if b"\x00" in data[:4096]:
-        raise Unreadable("This does not look like a text file (it holds binary data). Upload it as PDF or Word instead.")
+        raise Unreadable(
+            "This does not look like a text file (it holds binary data). Upload it as PDF or Word instead."
+        )
     return [Section("", decode(data))]
 
 
@@ -104,14 +117,20 @@ def parse_pdf(data: bytes) -> list[Section]:
             try:
                 reader.decrypt("")
             except Exception:
-                raise Unreadable("The PDF is protected by a password. Save a copy without the password and upload that.") from None
+                raise Unreadable(
+                    "The PDF is protected by a password. Save a copy without the password and upload that."
+                ) from None
         pages = [page.extract_text() or "" for page in reader.pages]
     except Unreadable:
         raise
     except FileNotDecryptedError:
-        raise Unreadable("The PDF is protected by a password. Save a copy without the password and upload that.") from None
+        raise Unreadable(
+            "The PDF is protected by a password. Save a copy without the password and upload that."
+        ) from None
     except (PdfReadError, Exception) as exc:
-        raise Unreadable(f"The PDF is damaged and cannot be read ({type(exc).__name__}). Save it as PDF again.") from None
+        raise Unreadable(
+            f"The PDF is damaged and cannot be read ({type(exc).__name__}). Save it as PDF again."
+        ) from None
     if not pages:
         raise Unreadable("The PDF has no pages.")
     if sum(len(p.strip()) for p in pages) < MIN_TEXT_CHARS * len(pages):
@@ -128,11 +147,15 @@ def parse_docx(data: bytes) -> list[Section]:
     import docx
 
     if not data.startswith(b"PK"):
-        raise Unreadable("This is not a Word .docx file (or it is damaged). Open it in Word and save it as .docx again.")
+        raise Unreadable(
+            "This is not a Word .docx file (or it is damaged). Open it in Word and save it as .docx again."
+        )
     try:
         document = docx.Document(io.BytesIO(data))
     except (zipfile.BadZipFile, KeyError, ValueError, Exception) as exc:
-        raise Unreadable(f"The Word file is damaged and cannot be read ({type(exc).__name__}). Save it as .docx again.") from None
+        raise Unreadable(
+            f"The Word file is damaged and cannot be read ({type(exc).__name__}). Save it as .docx again."
+        ) from None
     sections: list[Section] = []
     heading, lines = "", []
     for paragraph in document.paragraphs:

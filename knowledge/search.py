@@ -74,7 +74,13 @@ def search_passages(*, assistant_id: int, query: str, language: str = "", limit:
             prefixes = " | ".join(f"{w}:*" for w in words)
             cursor.execute(
                 _PG_SQL,
-                {"config": search_config(language), "query": query[:500], "prefixes": prefixes, "assistant": assistant_id, "limit": limit},
+                {
+                    "config": search_config(language),
+                    "query": query[:500],
+                    "prefixes": prefixes,
+                    "assistant": assistant_id,
+                    "limit": limit,
+                },
             )
         else:
             match = " OR ".join(f'"{w}"*' for w in words)

@@ -33,7 +33,9 @@ def fetch_page(url: str) -> tuple[str, list[Section], int]:
             headers={"User-Agent": USER_AGENT, "Accept": "text/html, text/plain, application/pdf"},
         ) as response:
             if response.status_code >= 400:
-                raise Unreadable(f"The web page answered with an error (HTTP {response.status_code}). Check the address.")
+                raise Unreadable(
+                    f"The web page answered with an error (HTTP {response.status_code}). Check the address."
+                )
             kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
             if kind not in PAGE_TYPES:
                 raise Unreadable(f"The address is not a web page or text (it sends {kind or 'an unknown type'}).")
@@ -114,7 +116,8 @@ def _passages_replace(document: Document, chunks, size: int) -> Document:
     config = search_config(document.language)
     document.passages.all().delete()
     Passage.objects.bulk_create(
-        Passage(document=document, position=n, heading=c.heading, text=c.text, config=config) for n, c in enumerate(chunks)
+        Passage(document=document, position=n, heading=c.heading, text=c.text, config=config)
+        for n, c in enumerate(chunks)
     )
     if connection.vendor == "postgresql":
         document.passages.update(
@@ -123,12 +126,16 @@ def _passages_replace(document: Document, chunks, size: int) -> Document:
         )
     document.status, document.error = DocumentStatus.READY, ""
     document.size_bytes, document.passage_count, document.processed_at = size, len(chunks), timezone.now()
-    document.save(update_fields=["title", "status", "error", "size_bytes", "passage_count", "processed_at", "updated_at"])
+    document.save(
+        update_fields=["title", "status", "error", "size_bytes", "passage_count", "processed_at", "updated_at"]
+    )
     return document
 
 
 @transaction.atomic
-def document_create(*, title: str, kind: str, text: str = "", source_url: str = "", language: str = "sv", file=None, assistants=()) -> Document:
+def document_create(
+    *, title: str, kind: str, text: str = "", source_url: str = "", language: str = "sv", file=None, assistants=()
+) -> Document:
     """A new document (processing); call `document_process` next."""
     document = Document(title=title, kind=kind, text=text, source_url=source_url, language=language)
     if file is not None:

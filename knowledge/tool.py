@@ -81,9 +81,7 @@ async def search_knowledge(session: CallHandle, arguments: dict[str, Any]) -> Re
         shown = f"search_knowledge “{query}” → nothing found"
     else:
         output = {"passages": passages, "note": "Answer from these passages only; do not read them out word for word."}
-        shown = f"search_knowledge “{query}” → " + "; ".join(
-            f"[{p['document']}] {p['text'][:160]}" for p in passages
-        )
+        shown = f"search_knowledge “{query}” → " + "; ".join(f"[{p['document']}] {p['text'][:160]}" for p in passages)
     return Result(json.dumps(output, ensure_ascii=False), shown=shown)
 
 

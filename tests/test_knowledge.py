@@ -3,6 +3,8 @@ databases (Swedish and English stemming on PostgreSQL, FTS5 on SQLite), and the 
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
@@ -97,7 +99,7 @@ def test_chunks_keep_paragraphs_whole_bounded_and_overlapping():
     assert chunks[-1].heading == "Short" and chunks[-1].text == "One line."
     topics = [c for c in chunks if c.heading == "Topics"]
     assert len(topics) > 3
-    for before, after in zip(topics, topics[1:], strict=False):
+    for before, after in itertools.pairwise(topics):
         carried = after.text.split(" … ", 1)[0]
         assert carried and carried in before.text  # the overlap repeats the end of the passage before
     joined = " ".join(c.text for c in topics)
@@ -113,7 +115,9 @@ def test_a_sentence_longer_than_a_passage_is_cut_at_words():
 
 
 def _document(title: str, text: str, assistant: Assistant, language: str) -> Document:
-    document = services.document_create(title=title, kind="markdown", text=text, language=language, assistants=[assistant])
+    document = services.document_create(
+        title=title, kind="markdown", text=text, language=language, assistants=[assistant]
+    )
     return services.document_process(document_pk=document.pk)
 
 
@@ -163,7 +167,9 @@ def test_swedish_stemming_on_postgresql(swedish):
     # "levereras" shares the stem of "levererar"; "öppettiden" that of "öppettider", "stängda" of "stängt".
     assert search_passages(assistant_id=swedish.pk, query="levereras det", language="sv")[0].heading == "Leverans"
     assert search_passages(assistant_id=swedish.pk, query="stängda", language="sv")[0].heading == "Öppettider"
-    assert search_passages(assistant_id=swedish.pk, query="öppettiden på lördag", language="sv")[0].heading == "Öppettider"
+    assert (
+        search_passages(assistant_id=swedish.pk, query="öppettiden på lördag", language="sv")[0].heading == "Öppettider"
+    )
     assert search_passages(assistant_id=swedish.pk, query="pizzor", language="sv")[0].heading == "Priser"
     # A quoted phrase ranks the passage that holds it first.
     assert search_passages(assistant_id=swedish.pk, query='"stor pizza"', language="sv")[0].heading == "Priser"
@@ -172,7 +178,10 @@ def test_swedish_stemming_on_postgresql(swedish):
 @pg_only
 def test_english_stemming_and_prefixes_on_postgresql(english):
     assert search_passages(assistant_id=english.pk, query="returning a product", language="en")[0].heading == "Returns"
-    assert search_passages(assistant_id=english.pk, query="when will my delivery arrive", language="en")[0].heading == "Delivery"
+    assert (
+        search_passages(assistant_id=english.pk, query="when will my delivery arrive", language="en")[0].heading
+        == "Delivery"
+    )
     assert search_passages(assistant_id=english.pk, query="refun", language="en")[0].heading == "Returns"  # a prefix
     vector = Passage.objects.filter(heading="Returns").values_list("search_vector", flat=True)[0]
     assert "'return':" in vector and "'refund':" in vector
@@ -195,7 +204,12 @@ def test_admin_upload_reads_the_file(admin_client, english):
     data = docx_file([("Opening hours", ["We open at nine every weekday."])])
     response = admin_client.post(
         reverse("admin:knowledge_document_add"),
-        {"title": "Hours", "file": SimpleUploadedFile("hours.docx", data), "language": "en", "assistants": [english.pk]},
+        {
+            "title": "Hours",
+            "file": SimpleUploadedFile("hours.docx", data),
+            "language": "en",
+            "assistants": [english.pk],
+        },
         follow=True,
     )
     page = response.content.decode()
@@ -218,7 +232,10 @@ def test_admin_says_why_a_document_failed(admin_client, db):
         reverse("admin:knowledge_document_add"),
         {"title": "Photo", "file": SimpleUploadedFile("photo.jpg", b"\xff\xd8"), "language": "sv"},
     )
-    assert "not a type that can be read" in response.content.decode() and not Document.objects.filter(title="Photo").exists()
+    assert (
+        "not a type that can be read" in response.content.decode()
+        and not Document.objects.filter(title="Photo").exists()
+    )
 
 
 def test_the_assistant_page_tries_a_question(admin_client, swedish):
@@ -229,5 +246,7 @@ def test_the_assistant_page_tries_a_question(admin_client, swedish):
     assert answer["ms"] < 1000
     listing = admin_client.get(reverse("admin:knowledge_document_changelist")).content.decode()
     assert "Pizzeria" in listing  # used by
-    change = admin_client.get(reverse("admin:knowledge_document_change", args=[Document.objects.get().pk])).content.decode()
+    change = admin_client.get(
+        reverse("admin:knowledge_document_change", args=[Document.objects.get().pk])
+    ).content.decode()
     assert "Hemleverans kostar 49 kronor" in change

@@ -23,14 +23,16 @@ We deliver to Södermalm and Kungsholmen. Delivery costs 49 kronor.
 
 def make_knowing_assistant(**fields):
     assistant = make_assistant("Knowing", NUMBER_A, welcome_message="", end_call_enabled=False, **fields)
-    document = services.document_create(title="Shop FAQ", kind="markdown", text=FAQ, language="en", assistants=[assistant])
+    document = services.document_create(
+        title="Shop FAQ", kind="markdown", text=FAQ, language="en", assistants=[assistant]
+    )
     services.document_process(document_pk=document.pk)
     return assistant
 
 
 async def test_the_model_looks_up_passages_during_a_call(daphne_server):
     await sync_to_async(make_knowing_assistant)(datetime_tool_enabled=False)
-    session, output, result, call = await call_with_tool(
+    session, output, result, _call = await call_with_tool(
         daphne_server,
         {"name": "search_knowledge", "arguments": {"query": "open on saturday"}, "call_id": "call_k1"},
     )
@@ -51,7 +53,9 @@ async def test_the_model_looks_up_passages_during_a_call(daphne_server):
 
 async def test_a_swedish_assistant_without_documents_is_not_offered_the_tool(daphne_server):
     await sync_to_async(make_assistant)("Plain", NUMBER_A, welcome_message="", end_call_enabled=False, language="sv")
-    session, output, _, _ = await call_with_tool(daphne_server, {"name": "search_knowledge", "arguments": {"query": "x"}})
+    session, output, _, _ = await call_with_tool(
+        daphne_server, {"name": "search_knowledge", "arguments": {"query": "x"}}
+    )
     names = [t["name"] for t in (await session.wait_for("session.update"))["session"]["tools"]]
     assert "search_knowledge" not in names
     assert "no tool called" in json.loads(output["output"])["error"]

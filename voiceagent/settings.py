@@ -243,7 +243,10 @@ CALL_START_HOOKS: list[str] = ["tools.call_start.OutboundAndTools", "knowledge.c
 CALL_BUILTIN_TOOLS: list[str] = ["knowledge.tool.builtin_tools"]
 # Mixins that extend the core's admin pages (calls.hooks.admin_extensions), first named first.
 CALL_ADMIN_EXTENSIONS: list[str] = ["insights.admin_mixins.CallInsightsAdminMixin", "tools.admin.CallToolsAdminMixin"]
-ASSISTANT_ADMIN_EXTENSIONS: list[str] = ["tools.admin.AssistantToolsAdminMixin", "knowledge.admin.AssistantKnowledgeAdminMixin"]
+ASSISTANT_ADMIN_EXTENSIONS: list[str] = [
+    "tools.admin.AssistantToolsAdminMixin",
+    "knowledge.admin.AssistantKnowledgeAdminMixin",
+]
 
 # The worker process (Procfile `worker`, calls.jobs): background jobs and how often each runs, in seconds.
 WORKER_JOBS: list[tuple[str, float]] = [
