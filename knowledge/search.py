@@ -90,4 +90,4 @@ def search_passages(*, assistant_id: int, query: str, language: str = "", limit:
             match = " OR ".join(f'"{w}"*' for w in words)
             cursor.execute(_SQLITE_SQL, [match, assistant_id, limit])
         rows = cursor.fetchall()
-    return [Hit(r[0], r[1], r[2], r[3], r[4], round(float(r[5]), 4)) for r in rows]
+    return [Hit(r[0], r[1], r[2], r[3], r[4], float(f"{float(r[5]):.4g}")) for r in rows]

@@ -302,7 +302,7 @@ async def test_upload_a_document_and_try_a_question(browser, site, tmp_path):
     await page.fill("#id_title", "Shop FAQ")
     await page.set_input_files("#id_file", str(faq))
     await page.select_option("#id_assistants_from", label="Anna")
-    await page.click("#id_assistants_add_link")
+    await page.click("#id_assistants_add")
     await page.click("input[name=_save]")
     await expect(page.locator("ul.messagelist")).to_contain_text("“Shop FAQ” is ready: 2 passages.")
     await expect(page.locator("#result_list")).to_contain_text("Anna")  # used by
