@@ -50,7 +50,10 @@ class DocumentStatus(models.TextChoices):
 
 class Document(models.Model):
     title = models.CharField(
-        max_length=200, help_text="A short name callers' questions are matched with, e.g. “Opening hours and prices”."
+        max_length=200,
+        blank=True,
+        help_text="A short name the assistant sees with each passage, e.g. “Opening hours and prices”. "
+        "Left empty: the web page's title or the file's name.",
     )
     kind = models.CharField(max_length=10, choices=DocumentKind.choices, default=DocumentKind.TEXT)
     file = models.FileField(

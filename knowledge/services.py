@@ -70,15 +70,19 @@ def _read(document: Document) -> tuple[list[Section], int]:
         if not document.source_url:
             raise Unreadable("Give the web page's address.")
         title, sections, size = fetch_page(document.source_url)
-        if title and not document.title:
-            document.title = title[:200]
+        if not document.title:
+            document.title = (title or document.source_url)[:200]
         return sections, size
     if document.file:
+        if not document.title:
+            document.title = document.file.name.rsplit("/", 1)[-1][:200]
         check_size(document.file.size)
         with document.file.open("rb") as handle:
             data = handle.read()
         return parse(document.kind, data), len(data)
     if document.text.strip():
+        if not document.title:
+            document.title = document.text.strip().splitlines()[0].lstrip("# ")[:80]
         data = document.text.encode()
         return parse_markdown(data), len(data)
     raise Unreadable("The document is empty: upload a file, paste text or give a web page address.")
@@ -107,7 +111,10 @@ def document_process(*, document_pk: int) -> Document:
 @transaction.atomic
 def _document_failed(document: Document, message: str) -> Document:
     document.status, document.error, document.processed_at = DocumentStatus.FAILED, message, timezone.now()
-    document.save(update_fields=["status", "error", "processed_at", "updated_at"])
+    document.title = document.title or "(unreadable document)"
+    document.passages.all().delete()
+    document.passage_count = 0
+    document.save(update_fields=["title", "status", "error", "passage_count", "processed_at", "updated_at"])
     return document
 
 

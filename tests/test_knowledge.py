@@ -250,3 +250,70 @@ def test_the_assistant_page_tries_a_question(admin_client, swedish):
         reverse("admin:knowledge_document_change", args=[Document.objects.get().pk])
     ).content.decode()
     assert "Hemleverans kostar 49 kronor" in change
+
+
+# -- web pages --------------------------------------------------------------------------------
+
+PAGE = """<html><head><title>Pizzeria Napoli</title><script>var x = "not text";</script></head>
+<body><nav>Home | Menu</nav><h1>Opening hours</h1><p>We are open every day 11&ndash;22.</p>
+<h2>Delivery</h2><p>We deliver within 5 km.</p><footer>© Napoli</footer></body></html>"""
+
+
+@pytest.fixture
+def web():
+    from tests.fakes_http import FakeHttpServer
+
+    with FakeHttpServer() as server:
+        yield server
+
+
+def _page_document(url: str, assistant=None) -> Document:
+    document = services.document_create(
+        title="", kind="url", source_url=url, language="en", assistants=[assistant] if assistant else []
+    )
+    return services.document_process(document_pk=document.pk)
+
+
+def test_a_web_page_is_read_once_and_again_on_demand(web, english, admin_client):
+    from tests.fakes_http import Reply
+
+    web.default = Reply(200, PAGE.encode(), {"Content-Type": "text/html; charset=utf-8"})
+    document = _page_document(web.url_for("/about"), english)
+    assert document.status == DocumentStatus.READY and document.title == "Pizzeria Napoli"
+    assert [(p.heading, p.text) for p in document.passages.all()] == [
+        ("Opening hours", "We are open every day 11–22."),
+        ("Delivery", "We deliver within 5 km."),
+    ]
+    web.default = Reply(200, PAGE.replace("5 km", "8 km").encode(), {"Content-Type": "text/html"})
+    admin_client.post(
+        reverse("admin:knowledge_document_changelist"), {"action": "read_again", "_selected_action": [document.pk]}
+    )
+    assert Passage.objects.get(document=document, heading="Delivery").text == "We deliver within 8 km."
+    assert len(web.requests) == 2
+
+
+@pytest.mark.parametrize(
+    "reply, says",
+    [
+        ((404, b"gone", {"Content-Type": "text/html"}), "HTTP 404"),
+        ((200, b"\x89PNG", {"Content-Type": "image/png"}), "not a web page or text (it sends image/png)"),
+        ((200, b"<html><body><script>app()</script></body></html>", {"Content-Type": "text/html"}), "no text"),
+        ((200, b"<p>" + b"x" * 300 + b"</p>", {"Content-Type": "text/html"}), "too big"),
+    ],
+)
+def test_unreadable_web_pages_say_why(web, db, reply, says):
+    from tests.fakes_http import Reply
+
+    web.default = Reply(*reply)
+    with override_settings(KNOWLEDGE_MAX_BYTES=200):
+        document = _page_document(web.url_for("/page"))
+    assert document.status == DocumentStatus.FAILED and says in document.error
+
+
+def test_a_slow_web_page_is_given_up_on(web, db):
+    from tests.fakes_http import Reply
+
+    web.default = Reply(200, PAGE, {"Content-Type": "text/html"}, delay=2.0)
+    with override_settings(KNOWLEDGE_FETCH_TIMEOUT=0.3):
+        document = _page_document(web.url_for("/slow"))
+    assert document.status == DocumentStatus.FAILED and "did not answer within 0.3 seconds" in document.error
