@@ -160,6 +160,7 @@ class DocumentAdmin(admin.ModelAdmin):
 class AssistantDocumentInline(admin.TabularInline):
     model = Document.assistants.through
     extra = 0
+    fields = ("document",)
     verbose_name = "knowledge document"
     verbose_name_plural = "Knowledge documents (the assistant may look things up in these during calls)"
 

@@ -101,6 +101,15 @@ class Document(models.Model):
         return self.title
 
 
+def _use_str(self) -> str:
+    return f"{self.document} – {self.assistant}"
+
+
+# The assistant page lists its documents through the plain many-to-many table (an explicit through
+# model would take the "used by" chooser off the document page): name its rows in words.
+Document.assistants.through.__str__ = _use_str
+
+
 class Passage(models.Model):
     """A piece of a document, a few paragraphs long, under its nearest heading."""
 

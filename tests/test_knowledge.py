@@ -241,6 +241,7 @@ def test_admin_says_why_a_document_failed(admin_client, db):
 def test_the_assistant_page_tries_a_question(admin_client, swedish):
     page = admin_client.get(reverse("admin:assistants_assistant_change", args=[swedish.pk])).content.decode()
     assert "Knowledge: try a question" in page and "Knowledge documents" in page
+    assert "Butiken – Pizzeria" in page and "object (" not in page
     answer = admin_client.get(reverse("admin:knowledge_try", args=[swedish.pk]), {"q": "vad kostar leverans"}).json()
     assert answer["passages"][0]["document"] == "Butiken" and answer["passages"][0]["score"] > 0
     assert answer["ms"] < 1000
