@@ -7,19 +7,23 @@ with every word as a prefix, so a question whose words are not all in one passag
 passage with most of them, ranked first when it also holds the phrase.
 SQLite: the FTS5 table `knowledge_passage_fts` (created and kept in sync by triggers from the
 migration), ranked by bm25.
+With settings.KNOWLEDGE_EMBEDDINGS, more candidates are fetched and re-ranked by meaning (embeddings.py).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
 from django.db import connection, transaction
 
+from . import embeddings
 from .models import search_config
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 MAX_WORDS = 16
+CANDIDATES_PER_HIT = 6  # hybrid ranking re-ranks this many full-text candidates per passage returned
 
 
 @dataclass(frozen=True)
@@ -41,7 +45,7 @@ WITH q AS (
     SELECT websearch_to_tsquery(%(config)s::regconfig, %(query)s) AS whole,
            to_tsquery(%(config)s::regconfig, %(prefixes)s) AS words
 )
-SELECT p.id, p.document_id, d.title, p.heading, p.text,
+SELECT p.id, p.document_id, d.title, p.heading, p.text, {embedding},
        ts_rank_cd(p.search_vector, q.whole || q.words, 1)
          * CASE WHEN p.search_vector @@ q.whole THEN 2 ELSE 1 END AS score
 FROM knowledge_passage p
@@ -54,7 +58,7 @@ LIMIT %(limit)s
 """
 
 _SQLITE_SQL = """
-SELECT p.id, p.document_id, d.title, p.heading, p.text, -bm25(knowledge_passage_fts, 2.0, 1.0) AS score
+SELECT p.id, p.document_id, d.title, p.heading, p.text, {embedding}, -bm25(knowledge_passage_fts, 2.0, 1.0) AS score
 FROM knowledge_passage_fts f
 JOIN knowledge_passage p ON p.id = f.rowid
 JOIN knowledge_document d ON d.id = p.document_id
@@ -70,6 +74,9 @@ def search_passages(*, assistant_id: int, query: str, language: str = "", limit:
     words = _words(query)
     if not words:
         return []
+    hybrid = embeddings.enabled()
+    wanted = max(limit * CANDIDATES_PER_HIT, 30) if hybrid else limit
+    column = "p.embedding" if hybrid else "NULL"
     with transaction.atomic(), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             prefixes = " | ".join(f"{w}:*" for w in words)
@@ -77,7 +84,7 @@ def search_passages(*, assistant_id: int, query: str, language: str = "", limit:
             # matches every passage's vector (several times slower at 10,000 passages): use the index.
             cursor.execute("SET LOCAL enable_seqscan = off")
             cursor.execute(
-                _PG_SQL,
+                _PG_SQL.format(embedding=column),
                 {
                     "config": search_config(language),
                     "query": query[:500],
@@ -88,6 +95,15 @@ def search_passages(*, assistant_id: int, query: str, language: str = "", limit:
             )
         else:
             match = " OR ".join(f'"{w}"*' for w in words)
-            cursor.execute(_SQLITE_SQL, [match, assistant_id, limit])
+            cursor.execute(_SQLITE_SQL.format(embedding=column), [match, assistant_id, wanted])
         rows = cursor.fetchall()
-    return [Hit(r[0], r[1], r[2], r[3], r[4], float(f"{float(r[5]):.4g}")) for r in rows]
+    hits = [(Hit(r[0], r[1], r[2], r[3], r[4], float(f"{float(r[6]):.4g}")), _vector(r[5])) for r in rows]
+    if not hybrid:
+        return [hit for hit, _ in hits]
+    return embeddings.rerank(query, hits, limit)
+
+
+def _vector(value) -> list[float] | None:
+    if isinstance(value, str):
+        return json.loads(value)
+    return value

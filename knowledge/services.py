@@ -11,6 +11,7 @@ from django.db import connection, transaction
 from django.db.models import Value
 from django.utils import timezone
 
+from . import embeddings
 from .chunking import chunk
 from .models import Document, DocumentKind, DocumentStatus, Passage, search_config
 from .parsing import Section, Unreadable, check_size, parse, parse_html, parse_markdown
@@ -100,12 +101,24 @@ def document_process(*, document_pk: int) -> Document:
         chunks = chunk(sections)
         if not chunks:
             raise Unreadable("The document has no text in it.")
+        vectors = _vectors(chunks)
     except Unreadable as exc:
         return _document_failed(document, str(exc))
     except Exception as exc:
         log.exception("knowledge document %s could not be read", document_pk)
         return _document_failed(document, f"The document could not be read ({type(exc).__name__}).")
-    return _passages_replace(document, chunks, size)
+    return _passages_replace(document, chunks, size, vectors)
+
+
+def _vectors(chunks) -> list | None:
+    """Embeddings for hybrid ranking, when on; None (full-text only) when off or unavailable."""
+    if not embeddings.enabled():
+        return None
+    try:
+        return embeddings.embed([f"{c.heading}\n{c.text}" for c in chunks], timeout=30.0)
+    except embeddings.EmbeddingsUnavailable as exc:
+        log.warning("knowledge: no embeddings for the passages (%s); full-text search only", exc)
+        return None
 
 
 @transaction.atomic
@@ -119,11 +132,18 @@ def _document_failed(document: Document, message: str) -> Document:
 
 
 @transaction.atomic
-def _passages_replace(document: Document, chunks, size: int) -> Document:
+def _passages_replace(document: Document, chunks, size: int, vectors: list | None = None) -> Document:
     config = search_config(document.language)
     document.passages.all().delete()
     Passage.objects.bulk_create(
-        Passage(document=document, position=n, heading=c.heading, text=c.text, config=config)
+        Passage(
+            document=document,
+            position=n,
+            heading=c.heading,
+            text=c.text,
+            config=config,
+            embedding=vectors[n] if vectors else None,
+        )
         for n, c in enumerate(chunks)
     )
     if connection.vendor == "postgresql":

@@ -318,3 +318,60 @@ def test_a_slow_web_page_is_given_up_on(web, db):
     with override_settings(KNOWLEDGE_FETCH_TIMEOUT=0.3):
         document = _page_document(web.url_for("/slow"))
     assert document.status == DocumentStatus.FAILED and "did not answer within 0.3 seconds" in document.error
+
+
+# -- hybrid ranking with embeddings -----------------------------------------------------------
+
+MENU = """# Menu
+Pizza, pizza and more pizza from our oven.
+
+# Prices
+Every large pizza costs 129 kronor, and the small ones cost 99 kronor each day.
+"""
+MEANINGS = (("price", "cost", "much", "kronor"), ("oven", "bake", "menu"), ("pizza",))
+
+
+def fake_embedding(text: str) -> list[float]:
+    """A vector of what a text is about: money, baking, pizza (enough to tell the passages apart)."""
+    lower = text.lower()
+    return [float(any(word in lower for word in words)) for words in MEANINGS]
+
+
+@pytest.fixture
+def embedder(web, settings):
+    from tests.fakes_http import Reply
+
+    def answer(request):
+        body = request.json()
+        return Reply(200, {"data": [{"index": n, "embedding": fake_embedding(t)} for n, t in enumerate(body["input"])]})
+
+    web.handler = answer
+    settings.KNOWLEDGE_EMBEDDINGS, settings.OPENAI_API_KEY = True, "sk-test"
+    settings.KNOWLEDGE_EMBEDDINGS_URL = web.url_for("/v1/embeddings")
+    return web
+
+
+def test_embeddings_rerank_the_full_text_candidates(embedder, english, settings):
+    document = _document("Menu", MENU, english, "en")
+    assert [p.embedding for p in document.passages.all()] == [[0.0, 1.0, 1.0], [1.0, 0.0, 1.0]]
+    request = embedder.requests[-1]  # the FAQ before it was embedded too
+    assert (
+        request.json()["input"][0].startswith("Menu\n")
+        and request.json()["model"] == "text-embedding-3-small"
+        and request.headers["authorization"] == "Bearer sk-test"
+    )
+
+    question = "how much is a pizza"
+    assert search_passages(assistant_id=english.pk, query=question, language="en")[0].heading == "Prices"
+    assert embedder.requests[-1].json()["input"] == [question]
+    settings.KNOWLEDGE_EMBEDDINGS = False  # full text alone prefers the passage that says "pizza" most
+    assert search_passages(assistant_id=english.pk, query=question, language="en")[0].heading == "Menu"
+
+
+def test_without_the_embeddings_service_full_text_still_answers(embedder, english):
+    from tests.fakes_http import Reply
+
+    embedder.handler = lambda request: Reply(500, {"error": "down"})
+    document = _document("Menu", MENU, english, "en")
+    assert document.status == DocumentStatus.READY and [p.embedding for p in document.passages.all()] == [None, None]
+    assert search_passages(assistant_id=english.pk, query="how much is a pizza", language="en")[0].heading == "Menu"

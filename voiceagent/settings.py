@@ -276,6 +276,11 @@ POST_CALL_WEBHOOK_MAX_ATTEMPTS = env.int("POST_CALL_WEBHOOK_MAX_ATTEMPTS", defau
 KNOWLEDGE_MAX_BYTES = env.int("KNOWLEDGE_MAX_BYTES", default=10 * 1024 * 1024)
 KNOWLEDGE_FETCH_TIMEOUT = env.float("KNOWLEDGE_FETCH_TIMEOUT", default=10.0)
 KNOWLEDGE_TOOL_MAX_CHARS = env.int("KNOWLEDGE_TOOL_MAX_CHARS", default=2400)
+# Hybrid ranking: OpenAI embeddings per passage re-rank the full-text candidates (needs OPENAI_API_KEY).
+KNOWLEDGE_EMBEDDINGS = env.bool("KNOWLEDGE_EMBEDDINGS", default=False)
+KNOWLEDGE_EMBEDDING_MODEL = env.str("KNOWLEDGE_EMBEDDING_MODEL", default="text-embedding-3-small")
+KNOWLEDGE_EMBEDDINGS_URL = env.str("KNOWLEDGE_EMBEDDINGS_URL", default="https://api.openai.com/v1/embeddings")
+KNOWLEDGE_EMBEDDINGS_QUERY_TIMEOUT = env.float("KNOWLEDGE_EMBEDDINGS_QUERY_TIMEOUT", default=2.0)
 
 # Operations (docs/operations.md): /metrics answers only with `Authorization: Bearer <METRICS_TOKEN>`
 # (unset: /metrics is off); calls whose reply time p95 exceeds SLOW_CALL_P95_MS are flagged in admin.
