@@ -21,7 +21,7 @@ SQLITE_UNDO = [
     "DROP TRIGGER IF EXISTS knowledge_passage_fts_ai",
     "DROP TABLE IF EXISTS knowledge_passage_fts",
 ]
-POSTGRES = ["CREATE INDEX knowledge_passage_search ON knowledge_passage USING gin (search_vector)"]
+POSTGRES = ["CREATE INDEX knowledge_passage_search ON knowledge_passage USING gin (search_vector) WITH (fastupdate = off)"]
 POSTGRES_UNDO = ["DROP INDEX IF EXISTS knowledge_passage_search"]
 
 
