@@ -292,3 +292,28 @@ async def test_call_tables_stay_inside_their_cards_on_a_laptop_screen(browser, s
     assert spill == [0, 0], f"tables run out of their cards by {spill} px"
     assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     await screenshot(page, "dashboard-1280.png")
+
+
+async def test_upload_a_document_and_try_a_question(browser, site, tmp_path):
+    """Knowledge: upload a Markdown file in admin, pick the assistant, then try a question on its page."""
+    assistant = await sync_to_async(make_assistant)("Anna", NUMBER_A)
+    await sync_to_async(make_user)("boss", superuser=True)
+    faq = tmp_path / "faq.md"
+    faq.write_text("# Opening hours\nWe are open Saturdays 10 to 14.\n\n# Delivery\nDelivery costs 49 kronor.\n")
+    page = await logged_in_page(browser, site, "boss", "/admin/knowledge/document/add/")
+    await page.fill("#id_title", "Shop FAQ")
+    await page.set_input_files("#id_file", str(faq))
+    await page.select_option("#id_assistants_from", label="Anna")
+    await page.click("#id_assistants_add")
+    await page.click("input[name=_save]")
+    await expect(page.locator("ul.messagelist")).to_contain_text("“Shop FAQ” is ready: 2 passages.")
+    await expect(page.locator("#result_list")).to_contain_text("Anna")  # used by
+
+    await page.goto(f"{site.http_url}/admin/assistants/assistant/{assistant.pk}/change/")
+    await page.fill("#knowledge-q", "are you open on saturday")
+    await page.click("#knowledge-go")
+    first = page.locator("#knowledge-results .knowledge-hit").first
+    await expect(first).to_contain_text("Shop FAQ – Opening hours")
+    await expect(first).to_contain_text("Saturdays 10 to 14")
+    await screenshot(page, "knowledge-try-a-question.png")
+    assert page.errors == []

@@ -37,9 +37,10 @@ def test_the_assistant_is_handed_over_before_its_revision_and_the_call_are_looke
     [(early, calls_then, selects)] = seen
     assert (early.id, early.instructions, early.revision_id) == (assistant.pk, "Answer for Pizza Bella.", None)
     assert calls_then == 0 and refusal == ""
-    # Outbound pairing, the assistant, its webhook tools (OpenAI's session is set up with them):
-    # nothing else stands between the hello and OpenAI.
-    assert len(selects) == 3, selects
+    # Outbound pairing, the assistant, its webhook tools and whether it has knowledge documents
+    # (OpenAI's session is set up with its tools): nothing else stands between the hello and OpenAI.
+    assert len(selects) == 4, selects
+    assert "knowledge_document" in selects[-1]
     assert early.extra == config.extra
     revision = AssistantRevision.objects.get(assistant=assistant)
     assert config.revision_id == revision.pk == Call.objects.get(pk=pk).revision_id

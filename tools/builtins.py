@@ -11,10 +11,12 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
+from django.utils.module_loading import import_string
 
 from calls.db import run_db
 from calls.live.types import Outcome
@@ -72,6 +74,7 @@ class Result:
     output: str
     status: str = "ok"
     error: str = ""
+    shown: str = ""  # what the transcript shows instead of the output (e.g. a look-up's passages in short)
 
 
 def _ok(**fields: Any) -> Result:
@@ -146,9 +149,22 @@ async def current_datetime(session: CallHandle, arguments: dict[str, Any]) -> Re
     )
 
 
+@cache
+def extension_builtins() -> tuple[Any, ...]:
+    """The functions settings.CALL_BUILTIN_TOOLS names: config → {name: (definition, function)}.
+
+    How feature apps above this one (e.g. knowledge's `search_knowledge`) add built-ins: tools
+    names none of them.
+    """
+    return tuple(import_string(path) for path in getattr(settings, "CALL_BUILTIN_TOOLS", []))
+
+
 def enabled(config) -> dict[str, tuple[dict[str, Any], Any]]:
     """The built-ins this assistant has switched on: name → (definition, function)."""
     out: dict[str, tuple[dict[str, Any], Any]] = {}
+    for extension in extension_builtins():
+        for name, entry in extension(config).items():
+            out.setdefault(name, entry)
     if config.end_call_enabled:
         out["end_call"] = (END_CALL, end_call)
     if config.transfer_number:

@@ -53,6 +53,7 @@ class _Record:
     error: str = ""
     http_status: int | None = None
     duration_ms: int | None = None
+    shown: str = ""
 
 
 class CallTools:
@@ -121,6 +122,7 @@ class CallTools:
         if builtin is not None:
             result = await builtin[1](self.session, arguments)
             record.status, record.result, record.error = result.status, result.output, result.error
+            record.shown = result.shown
             return result.output
         webhook = self.webhooks.get(name)
         if webhook is None:
@@ -167,7 +169,9 @@ class CallTools:
     def _remember(self, record: _Record) -> None:
         """Show the tool call in the transcript now; store it in the background."""
         shown = f"{record.name} {truncate(record.arguments or '{}', 200)} → "
-        if record.status == "ok":
+        if record.status == "ok" and record.shown:
+            shown = truncate(record.shown, TRANSCRIPT_CHARS * 2)
+        elif record.status == "ok":
             shown += truncate(record.result, TRANSCRIPT_CHARS)
         else:
             shown += f"{record.status}: {truncate(record.error, TRANSCRIPT_CHARS)}"

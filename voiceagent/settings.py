@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "tools",
     "dashboard",
     "insights",
+    "knowledge",
 ]
 
 MIDDLEWARE = [
@@ -180,6 +181,13 @@ STORAGES = {
         if not DEBUG
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
+    # Knowledge documents' files (knowledge app): on disk under MEDIA_ROOT/knowledge by default; on
+    # platforms with ephemeral disks, any django-storages backend (README: "Knowledge documents").
+    "knowledge": {
+        "BACKEND": env.str("KNOWLEDGE_STORAGE_BACKEND", default="django.core.files.storage.FileSystemStorage"),
+        "OPTIONS": env.json("KNOWLEDGE_STORAGE_OPTIONS", default={})
+        or {"location": os.path.join(str(MEDIA_ROOT), "knowledge"), "base_url": "/media/knowledge/"},
+    },
 }
 # Tests and the dev server run without collectstatic; whitenoise then serves from the finders.
 WHITENOISE_USE_FINDERS = DEBUG
@@ -233,7 +241,9 @@ CALL_OBSERVERS: list[str] = [
 ]
 CALL_TOOL_RUNNER = "tools.runner.tool_runner"
 # Extensions' part in recording a new call (calls.hooks.CallStartHook).
-CALL_START_HOOKS: list[str] = ["tools.call_start.OutboundAndTools"]
+CALL_START_HOOKS: list[str] = ["tools.call_start.OutboundAndTools", "knowledge.call_start.KnowledgeDocuments"]
+# Built-in tools extension apps offer (tools.builtins): each names a function config → {name: (definition, fn)}.
+CALL_BUILTIN_TOOLS: list[str] = ["knowledge.tool.builtin_tools"]
 # Mixins that extend the core's admin pages (calls.hooks.admin_extensions), first named first.
 CALL_ADMIN_EXTENSIONS: list[str] = [
     "insights.admin_mixins.CallInsightsAdminMixin",
@@ -243,6 +253,7 @@ CALL_ADMIN_EXTENSIONS: list[str] = [
 ASSISTANT_ADMIN_EXTENSIONS: list[str] = [
     "insights.analysis_admin.AssistantAnalysisAdminMixin",
     "tools.admin.AssistantToolsAdminMixin",
+    "knowledge.admin.AssistantKnowledgeAdminMixin",
 ]
 # Keys extensions add to the JSON documents about a call (after-call webhook, API): calls.hooks.
 CALL_DOCUMENT_PARTS: list[str] = ["insights.analysis.call_document_analysis"]
@@ -286,6 +297,16 @@ ANALYSIS_MAX_RETRIES = env.int("ANALYSIS_MAX_RETRIES", default=3)
 # 1: the web process analyses ended calls itself (in a thread), for setups without a worker process.
 # 0: only the worker does (its job picks up waiting analyses every few seconds).
 ANALYSIS_IN_WEB = env.bool("ANALYSIS_IN_WEB", default=True)
+# Knowledge documents (docs/knowledge.md): the largest file or web page read, how long a web page may
+# take, how many characters of passages one look-up hands the model.
+KNOWLEDGE_MAX_BYTES = env.int("KNOWLEDGE_MAX_BYTES", default=10 * 1024 * 1024)
+KNOWLEDGE_FETCH_TIMEOUT = env.float("KNOWLEDGE_FETCH_TIMEOUT", default=10.0)
+KNOWLEDGE_TOOL_MAX_CHARS = env.int("KNOWLEDGE_TOOL_MAX_CHARS", default=2400)
+# Hybrid ranking: OpenAI embeddings per passage re-rank the full-text candidates (needs OPENAI_API_KEY).
+KNOWLEDGE_EMBEDDINGS = env.bool("KNOWLEDGE_EMBEDDINGS", default=False)
+KNOWLEDGE_EMBEDDING_MODEL = env.str("KNOWLEDGE_EMBEDDING_MODEL", default="text-embedding-3-small")
+KNOWLEDGE_EMBEDDINGS_URL = env.str("KNOWLEDGE_EMBEDDINGS_URL", default="https://api.openai.com/v1/embeddings")
+KNOWLEDGE_EMBEDDINGS_QUERY_TIMEOUT = env.float("KNOWLEDGE_EMBEDDINGS_QUERY_TIMEOUT", default=2.0)
 
 # Operations (docs/operations.md): /metrics answers only with `Authorization: Bearer <METRICS_TOKEN>`
 # (unset: /metrics is off); calls whose reply time p95 exceeds SLOW_CALL_P95_MS are flagged in admin.

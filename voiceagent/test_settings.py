@@ -1,11 +1,14 @@
 """Settings for the test suite: production settings with test secrets and plain static storage."""
 
 import os
+import tempfile
 
 os.environ.setdefault("VOICEAGENT_ENV_FILE", "")  # never a developer's .env: tests run as CI does
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production-0123456789")
 os.environ.setdefault("ELKS_WS_SECRET", "test-elks-secret-0123456789")
 os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
+# Uploaded files (knowledge documents) go to a temporary folder, shared with the suite's daphne.
+os.environ.setdefault("MEDIA_ROOT", os.path.join(tempfile.gettempdir(), f"voiceagent-test-media-{os.getpid()}"))
 
 from .settings import *  # noqa: F403
 
