@@ -16,6 +16,10 @@ from typing import Any
 from django.conf import settings
 from django.utils.module_loading import import_string
 
+# An `extras` key: {field: value} for the call's own AssistantConfig fields in OVERRIDABLE.
+CONFIG_OVERRIDES = "config_overrides"
+OVERRIDABLE = frozenset({"instructions", "welcome_message", "transfer_number", "language"})
+
 
 @dataclass
 class Claim:
@@ -48,6 +52,7 @@ class CallStartHook:
         """What the call needs at its start beyond the assistant's settings (`AssistantConfig.extra`).
 
         The live call never queries the database, so whatever its extensions need is read here.
+        Under the key CONFIG_OVERRIDES a hook may replace some of the call's settings (OVERRIDABLE).
         """
         return {}
 

@@ -11,10 +11,12 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
+from django.utils.module_loading import import_string
 
 from calls.db import run_db
 from calls.live.types import Outcome
@@ -146,9 +148,20 @@ async def current_datetime(session: CallHandle, arguments: dict[str, Any]) -> Re
     )
 
 
+@cache
+def _extensions() -> tuple:
+    """`settings.CALL_BUILTIN_EXTENSIONS`: functions `(config) -> {name: (definition, function)}`.
+
+    Apps above tools add built-ins here (e.g. campaigns' opt-out); tools names none of them.
+    """
+    return tuple(import_string(path) for path in getattr(settings, "CALL_BUILTIN_EXTENSIONS", []))
+
+
 def enabled(config) -> dict[str, tuple[dict[str, Any], Any]]:
     """The built-ins this assistant has switched on: name → (definition, function)."""
     out: dict[str, tuple[dict[str, Any], Any]] = {}
+    for extension in _extensions():
+        out.update(extension(config))
     if config.end_call_enabled:
         out["end_call"] = (END_CALL, end_call)
     if config.transfer_number:

@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "tools",
     "dashboard",
     "insights",
+    "campaigns",
 ]
 
 MIDDLEWARE = [
@@ -230,7 +231,12 @@ CALL_OBSERVERS: list[str] = [
 ]
 CALL_TOOL_RUNNER = "tools.runner.tool_runner"
 # Extensions' part in recording a new call (calls.hooks.CallStartHook).
-CALL_START_HOOKS: list[str] = ["tools.call_start.OutboundAndTools"]
+# tools' hook first: it claims the answered leg of an outbound call; campaigns then adds the contact's texts.
+CALL_START_HOOKS: list[str] = ["tools.call_start.OutboundAndTools", "campaigns.call_start.CampaignCallStart"]
+# Asked before every outbound call is placed (tools.outbound): `(to_number) -> refusal ("" to ring)`.
+OUTBOUND_CALL_CHECKS: list[str] = ["campaigns.checks.do_not_call_refusal"]
+# Built-ins added by apps above tools (tools.builtins): `(config) -> {name: (definition, function)}`.
+CALL_BUILTIN_EXTENSIONS: list[str] = ["campaigns.builtins.opt_out_builtins"]
 # Mixins that extend the core's admin pages (calls.hooks.admin_extensions), first named first.
 CALL_ADMIN_EXTENSIONS: list[str] = ["insights.admin_mixins.CallInsightsAdminMixin", "tools.admin.CallToolsAdminMixin"]
 ASSISTANT_ADMIN_EXTENSIONS: list[str] = ["tools.admin.AssistantToolsAdminMixin"]
@@ -239,6 +245,7 @@ ASSISTANT_ADMIN_EXTENSIONS: list[str] = ["tools.admin.AssistantToolsAdminMixin"]
 WORKER_JOBS: list[tuple[str, float]] = [
     ("tools.jobs.deliver_due_webhooks", 30.0),
     ("insights.jobs.delete_expired_recordings", 3600.0),
+    ("campaigns.jobs.run_dialer", env.float("CAMPAIGN_DIALER_INTERVAL", default=5.0)),
 ]
 
 # Actions (tools app; every variable is explained in docs/actions.md).
