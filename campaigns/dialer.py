@@ -188,12 +188,14 @@ def dial_round(now: datetime | None = None) -> str:
         campaign, claimed = _claim(campaign_pk, now)
         if campaign is None:
             continue
-        for attempt_pk, number in claimed:
+        for index, (attempt_pk, number) in enumerate(claimed):
             try:
                 outbound = place_outbound_call(assistant=campaign.assistant, to=number, source="campaign")
             except OutboundCallError as exc:
                 if exc.outbound is None and exc.http_status == 503:
                     services.attempt_not_placed(attempt_pk=attempt_pk, campaign_pk=campaign.pk, error=exc.message)
+                    for later_pk, _ in claimed[index + 1 :]:
+                        services.attempt_released(attempt_pk=later_pk)
                     log.warning("campaign %s paused: %s", campaign.pk, exc.message)
                     break
                 if exc.outbound is not None:
