@@ -95,11 +95,13 @@ def settle(now: datetime) -> int:
         outcome, error = found
         answered_by = ""
         if outcome == Outcome.COMPLETED:
-            answered_by = AnsweredBy.UNKNOWN  # no answering-machine detection yet (docs/campaigns.md)
+            answered_by = AnsweredBy.UNKNOWN  # unless the detector (campaigns.amd) said otherwise
             if not blocked:
                 blocked = set(DoNotCall.objects.values_list("number", flat=True)) or {""}
             if attempt.contact.number in blocked:
                 outcome = Outcome.OPTED_OUT
+            elif attempt.contact.answered_by == AnsweredBy.MACHINE:
+                outcome = Outcome.VOICEMAIL
         services.attempt_finished(attempt_pk=attempt.pk, outcome=outcome, error=error, answered_by=answered_by)
         settled += 1
     return settled
@@ -160,7 +162,11 @@ def _claim(campaign_pk: int, now: datetime) -> tuple[Campaign | None, list[tuple
                 continue
             # The conditional update is the claim where there are no row locks (SQLite).
             won = Contact.objects.filter(pk=contact.pk, status=ContactStatus.PENDING).update(
-                status=ContactStatus.DIALING, claimed_at=now, attempts=contact.attempts + 1, outbound=None
+                status=ContactStatus.DIALING,
+                claimed_at=now,
+                attempts=contact.attempts + 1,
+                outbound=None,
+                answered_by="",
             )
             if won:
                 attempt = ContactAttempt.objects.create(contact=contact)

@@ -82,7 +82,7 @@ def attempt_finished(*, attempt_pk: int, outcome: str, error: str = "", answered
     contact = attempt.contact
     campaign = contact.campaign
     contact.last_outcome = outcome
-    if answered_by:
+    if answered_by and not contact.answered_by:
         contact.answered_by = answered_by
     retry = {
         Outcome.NO_ANSWER: campaign.retry_on_no_answer,
@@ -124,3 +124,9 @@ def attempt_released(*, attempt_pk: int) -> None:
     Contact.objects.filter(pk=attempt.contact_id, status=ContactStatus.DIALING).update(
         status=ContactStatus.PENDING, claimed_at=None, attempts=F("attempts") - 1
     )
+
+
+@transaction.atomic
+def contact_answered_by(*, contact_pk: int, answered_by: str) -> None:
+    """What answered the contact's latest call (answering-machine detection); a machine's verdict stays."""
+    Contact.objects.filter(pk=contact_pk).exclude(answered_by="machine").update(answered_by=answered_by)

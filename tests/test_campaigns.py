@@ -354,3 +354,68 @@ def test_admin_adds_a_do_not_call_number_and_explains_a_bad_one(admin_client, db
     assert "national number" in bad.content.decode()
     admin_client.post(url, {"number": "+46 70 123 45 67", "reason": "asked by email"})
     assert list(DoNotCall.objects.values_list("number", "source")) == [("+46701234567", "admin")]
+
+
+async def verdict(contact_pk: int, deadline: float = 10.0) -> str:
+    """The detector's verdict once it is written (it is written off the event loop, a moment later)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + deadline
+    while loop.time() < end:
+        answered_by = await sync_to_async(Contact.objects.values_list("answered_by", flat=True).get)(pk=contact_pk)
+        if answered_by:
+            return answered_by
+        await asyncio.sleep(0.05)
+    return ""
+
+
+async def campaign_call(server, *, said: str, stay_ms: int = 900, **campaign_fields):
+    """One campaign call whose callee first says `said`; the contact after the dialer settled it."""
+    await sync_to_async(make_campaign)(1, **campaign_fields)
+    contact = await sync_to_async(_dial_one)()
+    async with fake_openai(server, answer_ms=300) as fake:
+        fake.caller_transcripts[:] = [said]
+        sim = simulator(
+            server,
+            to=contact.number,
+            from_=OUR_NUMBER,
+            callid=contact.outbound.elks_call_id,
+            caller_audio=[*CALLER_TURN, ("silence", stay_ms)],
+        )
+        task = asyncio.ensure_future(sim.run())
+        session = await fake.next_session()
+        if await verdict(contact.pk) == "human":
+            await sim.hang_up()  # a person would talk on; this test has heard enough
+        await asyncio.wait_for(task, 15)
+    call = await wait_call_ended(server, contact.outbound.elks_call_id)
+    await sync_to_async(dial_round)()
+    return await sync_to_async(Contact.objects.get)(pk=contact.pk), call, session
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_an_answering_machine_is_hung_up_on_and_recorded(daphne_server):
+    contact, call, _ = await campaign_call(
+        daphne_server, said="Hi, this is Anna. I can't take your call right now, please leave a message after the tone."
+    )
+    assert (contact.answered_by, contact.last_outcome, contact.status) == ("machine", "voicemail", "done")
+    assert "answering machine" in call.end_detail
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_an_answering_machine_gets_the_campaigns_message(daphne_server):
+    contact, call, session = await campaign_call(
+        daphne_server,
+        said="Hej, du har kommit till Anna. Lämna ett meddelande efter tonen.",
+        stay_ms=8000,  # the machine records until we hang up
+        voicemail_policy="leave_message",
+        voicemail_message="Hi {{first_name}}, your appointment is at {{appointment_time}}.",
+    )
+    said = [e["response"].get("instructions", "") for _, e in session.received if e.get("type") == "response.create"]
+    assert any("Hi Person0, your appointment is at 10:00." in s for s in said)
+    assert (contact.answered_by, contact.last_outcome) == ("machine", "voicemail")
+    assert "message was left" in call.end_detail
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_person_is_recorded_as_a_person(daphne_server):
+    contact, _, _ = await campaign_call(daphne_server, said="Hello? Who is this?", stay_ms=5000)
+    assert (contact.answered_by, contact.last_outcome) == ("human", "completed")

@@ -224,6 +224,7 @@ LOGGING = {
 CALL_OBSERVERS: list[str] = [
     "insights.observers.call_insights",  # usage, cost, reply times, metrics (before the webhook reads them)
     "insights.recording.call_recorder",  # stereo recording, for assistants that record calls
+    "campaigns.amd.answering_machine_detector",  # campaign calls only: answering machine or person
     # Live dashboards (call started/ended, transcript lines): after insights, so an ended call shows its cost.
     "dashboard.observers.dashboard_observer",
     # Keep it last: it sends the after-call webhook once the other observers have recorded the call.
