@@ -260,6 +260,10 @@ ELKS_API_PASSWORD = env.str("ELKS_API_PASSWORD", default="")
 # The number outbound calls come from (else the assistant's first number) and the websocket number.
 ELKS_CALLER_ID = env.str("ELKS_CALLER_ID", default="")
 ELKS_WEBSOCKET_NUMBER = env.str("ELKS_WEBSOCKET_NUMBER", default="")
+# Warm transfers (docs/campaigns.md): send the assistant's hand-off note by SMS to the colleague, from
+# TRANSFER_SMS_FROM (a 46elks number, or up to 11 letters), else ELKS_CALLER_ID, else the dialled number.
+TRANSFER_SMS = env.bool("TRANSFER_SMS", default=False)
+TRANSFER_SMS_FROM = env.str("TRANSFER_SMS_FROM", default="")
 # How long after we place an outbound call its WebSocket leg may arrive and still be paired with it.
 OUTBOUND_PAIRING_WINDOW_SECONDS = env.float("OUTBOUND_PAIRING_WINDOW_SECONDS", default=180.0)
 # After-call webhooks: first retry after this many seconds, then 4x longer each time (at most 6 h).
