@@ -11,7 +11,6 @@ from django.test import override_settings
 from django.utils import timezone
 
 from calls.models import Call
-
 from tests.bridge_helpers import CALLER, NUMBER_A, fake_openai, make_assistant, simulator, wait_call_ended
 from tests.fakes_http import FakeElksApi, Reply
 from tools.models import Transfer
@@ -68,10 +67,6 @@ async def test_the_hand_off_note_is_kept_and_sent_by_sms_before_the_connect(daph
 
 
 def test_a_failing_sms_never_stops_the_transfer(db, client, settings):
-    from django.utils import timezone
-
-    from calls.models import Call
-    from tools.services import transfer_request
 
     call = Call.objects.create(call_id="warm-1", from_number=CALLER, to_number=NUMBER_A, started_at=timezone.now())
     transfer_request(call_pk=call.pk, number=HUMAN, reason="", summary=NOTE)
