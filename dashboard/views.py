@@ -14,7 +14,7 @@ from django.urls import reverse
 from assistants.models import Assistant
 from calls import selectors as call_selectors
 
-from . import charts, selectors
+from . import charts, extensions, selectors
 from .permissions import can_hang_up, can_test_call, can_watch
 from .routing_paths import browser_call_path
 
@@ -77,6 +77,7 @@ def index(request: HttpRequest) -> HttpResponse:
         "calls_chart": calls_chart,
         "minutes_chart": minutes_chart,
         "add_number_url": reverse("admin:assistants_phonenumber_add"),
+        "panels": extensions.panels(request),
     }
     return render(request, "dashboard/index.html", context)
 
@@ -89,7 +90,8 @@ def call_detail(request: HttpRequest, pk: int) -> HttpResponse:
     call = call_selectors.call_get_with_transcript(pk)
     if call is None:
         raise Http404("No such call.")
-    return render(request, "dashboard/_call_detail.html", {"call": call, "can_hang_up": can_hang_up(request.user)})
+    context = {"call": call, "can_hang_up": can_hang_up(request.user), "extras": extensions.call_details(call)}
+    return render(request, "dashboard/_call_detail.html", context)
 
 
 @staff_member_required

@@ -419,3 +419,15 @@ async def test_an_answering_machine_gets_the_campaigns_message(daphne_server):
 async def test_a_person_is_recorded_as_a_person(daphne_server):
     contact, _, _ = await campaign_call(daphne_server, said="Hello? Who is this?", stay_ms=5000)
     assert (contact.answered_by, contact.last_outcome) == ("human", "completed")
+
+
+def test_the_dashboard_shows_running_campaigns_progress(admin_client, db):
+    campaign = make_campaign(3)
+    Contact.objects.filter(pk=Contact.objects.order_by("pk").first().pk).update(status="done", last_outcome="completed")
+    page = admin_client.get(reverse("dashboard:index")).content.decode()
+    assert 'id="campaigns-panel"' in page and campaign.name in page
+    assert '<progress max="3" value="1">' in page and "Talked: 1" in page
+    fragment = admin_client.get(reverse("campaigns:panel")).content.decode()
+    assert '<progress max="3" value="1">' in fragment
+    services.campaign_move(campaign_pk=campaign.pk, action="cancel")
+    assert admin_client.get(reverse("campaigns:panel")).content == b""

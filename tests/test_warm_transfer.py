@@ -85,3 +85,11 @@ def test_a_failing_sms_never_stops_the_transfer(db, client, settings):
     assert answer.json() == {"connect": HUMAN}
     status = Transfer.objects.get().sms_status
     assert status.startswith("Failed:") and "credit" in status
+
+
+def test_the_dashboard_shows_the_note_to_the_person_taking_over(db, admin_client):
+    call = Call.objects.create(call_id="warm-2", from_number=CALLER, to_number=NUMBER_A, started_at=timezone.now())
+    transfer_request(call_pk=call.pk, number=HUMAN, reason="", summary="Wants <b>help</b> with a refund.")
+    page = admin_client.get(f"/dashboard/calls/{call.pk}/").content.decode()
+    assert f"Hand-off note for {HUMAN}" in page
+    assert "Wants &lt;b&gt;help&lt;/b&gt; with a refund." in page

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
+from django.utils.html import format_html
 
 from . import services
 from .elks_api import ElksApiError, send_sms
@@ -41,3 +42,17 @@ def send_handoff_sms(transfer: Transfer) -> bool:
         return False
     services.transfer_sms_recorded(pk=transfer.pk, status="Sent")
     return True
+
+
+def transfer_note(call) -> str:
+    """The dashboard's call panel (settings.DASHBOARD_CALL_DETAILS): the note for the person taking over."""
+    transfer = Transfer.objects.filter(call_id=call.pk).exclude(summary="").first()
+    if transfer is None:
+        return ""
+    sms = f" · SMS: {transfer.sms_status}" if transfer.sms_status else ""
+    return format_html(
+        '<div class="handoff"><p><strong>Hand-off note for {}</strong>{}</p><p>{}</p></div>',
+        transfer.to_number,
+        sms,
+        transfer.summary,
+    )

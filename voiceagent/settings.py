@@ -236,6 +236,9 @@ CALL_TOOL_RUNNER = "tools.runner.tool_runner"
 CALL_START_HOOKS: list[str] = ["tools.call_start.OutboundAndTools", "campaigns.call_start.CampaignCallStart"]
 # Asked before every outbound call is placed (tools.outbound): `(to_number) -> refusal ("" to ring)`.
 OUTBOUND_CALL_CHECKS: list[str] = ["campaigns.checks.do_not_call_refusal"]
+# What apps above the dashboard add to its pages (dashboard.extensions): `(request) -> html`, `(call) -> html`.
+DASHBOARD_PANELS: list[str] = ["campaigns.dashboard.campaigns_panel"]
+DASHBOARD_CALL_DETAILS: list[str] = ["tools.handoff.transfer_note"]
 # Built-ins added by apps above tools (tools.builtins): `(config) -> {name: (definition, function)}`.
 CALL_BUILTIN_EXTENSIONS: list[str] = ["campaigns.builtins.opt_out_builtins"]
 # Mixins that extend the core's admin pages (calls.hooks.admin_extensions), first named first.

@@ -14,5 +14,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("tools.urls")),  # 46elks callbacks, the pizza demo, /api/calls/
     path("dashboard/", include("dashboard.urls")),
+    path("", include("campaigns.urls")),  # the dashboard's campaigns panel (staff)
     path("", include("insights.urls")),  # /metrics (token) and call recordings (staff)
 ]
