@@ -198,19 +198,20 @@ def dial_round(now: datetime | None = None) -> str:
             try:
                 outbound = place_outbound_call(assistant=campaign.assistant, to=number, source="campaign")
             except OutboundCallError as exc:
-                if exc.outbound is None and exc.http_status == 503:
-                    services.attempt_not_placed(attempt_pk=attempt_pk, campaign_pk=campaign.pk, error=exc.message)
-                    for later_pk, _ in claimed[index + 1 :]:
-                        services.attempt_released(attempt_pk=later_pk)
-                    log.warning("campaign %s paused: %s", campaign.pk, exc.message)
-                    break
-                if exc.outbound is not None:
+                if exc.outbound is not None:  # 46elks refused this one call: a failed attempt
                     services.attempt_placed(attempt_pk=attempt_pk, outbound_pk=exc.outbound.pk)
-                refused = exc.outbound is None and DoNotCall.objects.filter(number=number).exists()
-                outcome = Outcome.DO_NOT_CALL if refused else Outcome.FAILED
-                services.attempt_finished(attempt_pk=attempt_pk, outcome=outcome, error=exc.message)
-                failed += 1
-                continue
+                    services.attempt_finished(attempt_pk=attempt_pk, outcome=Outcome.FAILED, error=exc.message)
+                    failed += 1
+                    continue
+                if DoNotCall.objects.filter(number=number).exists():  # listed since the claim
+                    services.attempt_finished(attempt_pk=attempt_pk, outcome=Outcome.DO_NOT_CALL, error=exc.message)
+                    continue
+                # Refused before anything was recorded: our setup (credentials, an inactive assistant, ...).
+                services.attempt_not_placed(attempt_pk=attempt_pk, campaign_pk=campaign.pk, error=exc.message)
+                for later_pk, _ in claimed[index + 1 :]:
+                    services.attempt_released(attempt_pk=later_pk)
+                log.warning("campaign %s paused: %s", campaign.pk, exc.message)
+                break
             services.attempt_placed(attempt_pk=attempt_pk, outbound_pk=outbound.pk)
             placed += 1
         _finish_if_done(campaign)

@@ -5,6 +5,9 @@ The do-not-call list lives here too: every outbound call checks it (tools.outbou
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
@@ -84,6 +87,22 @@ class Campaign(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        errors = {}
+        days = self.calling_days
+        if not isinstance(days, list) or not days or any(d not in range(7) for d in days):
+            errors["calling_days"] = "List the days as numbers from 0 (Monday) to 6 (Sunday), e.g. [0, 1, 2, 3, 4]."
+        if self.calling_hours_start and self.calling_hours_end and self.calling_hours_start >= self.calling_hours_end:
+            errors["calling_hours_end"] = "The calling hours must end after they start (the same day)."
+        try:
+            ZoneInfo(self.time_zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            errors["time_zone"] = f"Unknown time zone {self.time_zone!r}: use a name like Europe/Stockholm."
+        if self.voicemail_policy == VoicemailPolicy.LEAVE_MESSAGE and not self.voicemail_message.strip():
+            errors["voicemail_message"] = "Write the message to leave, or choose to hang up."
+        if errors:
+            raise ValidationError(errors)
 
 
 class ContactStatus(models.TextChoices):

@@ -431,3 +431,34 @@ def test_the_dashboard_shows_running_campaigns_progress(admin_client, db):
     assert '<progress max="3" value="1">' in fragment
     services.campaign_move(campaign_pk=campaign.pk, action="cancel")
     assert admin_client.get(reverse("campaigns:panel")).content == b""
+
+
+def test_an_inactive_assistant_pauses_the_campaign_without_using_attempts(elks, db):
+    campaign = make_campaign(2)
+    Assistant.objects.filter(pk=campaign.assistant_id).update(is_active=False)
+    dial_round()
+    campaign.refresh_from_db()
+    assert campaign.status == "paused" and "not active" in campaign.last_error
+    assert list(Contact.objects.values_list("status", "attempts")) == [("pending", 0), ("pending", 0)]
+
+
+def test_admin_explains_bad_calling_hours_and_days(admin_client, db):
+    campaign = make_campaign(0, status=CampaignStatus.DRAFT)
+    form = {
+        "name": "x",
+        "assistant": campaign.assistant_id,
+        "max_concurrent": 1,
+        "calls_per_minute": 1,
+        "calling_hours_start": "18:00",
+        "calling_hours_end": "09:00",
+        "calling_days": "[7]",
+        "time_zone": "Mars/Olympus",
+        "retry_delay_minutes": 1,
+        "max_attempts": 1,
+        "voicemail_policy": "leave_message",
+        "voicemail_message": "",
+    }
+    page = admin_client.post(reverse("admin:campaigns_campaign_add"), form).content.decode()
+    for says in ("0 (Monday) to 6 (Sunday)", "must end after they start", "Unknown time zone", "Write the message"):
+        assert says in page
+    assert Campaign.objects.count() == 1
