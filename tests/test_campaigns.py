@@ -20,7 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from assistants.models import Assistant, PhoneNumber
-from campaigns import services
+from campaigns import dialer, services
 from campaigns.csv_import import needed_variables, parse_contacts
 from campaigns.dialer import dial_round, in_calling_hours
 from campaigns.models import Campaign, CampaignStatus, Contact, ContactAttempt, DoNotCall
@@ -234,11 +234,27 @@ def test_a_claim_left_by_a_stopped_worker_is_released(elks, db):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_two_dialers_at_once_never_call_a_contact_twice(elks):
+def test_two_dialers_at_once_never_call_a_contact_twice(elks, monkeypatch):
     if connection.vendor != "postgresql":
         pytest.skip("row locks (SKIP LOCKED) are PostgreSQL's; SQLite's conditional claim is covered above")
     make_campaign(30, max_concurrent=10, calls_per_minute=30)
     start = threading.Barrier(2)
+    # Inside the claim, each dialer waits (briefly) for the other: without the campaign's row lock
+    # both would be claiming at once, each counting nothing in flight.
+    inside = threading.Barrier(2, timeout=1.0)
+    waited = set()
+    hours = dialer.in_calling_hours
+
+    def meet_inside(*args):
+        if threading.get_ident() not in waited:
+            waited.add(threading.get_ident())
+            try:
+                inside.wait()
+            except threading.BrokenBarrierError:
+                pass
+        return hours(*args)
+
+    monkeypatch.setattr(dialer, "in_calling_hours", meet_inside)
     errors = []
 
     def run():
