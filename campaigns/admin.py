@@ -267,3 +267,35 @@ class DoNotCallAdmin(admin.ModelAdmin):
             super().save_model(request, obj, form, change)
         else:
             services.do_not_call_add(number=obj.number, reason=obj.reason, source="admin")
+
+
+class CallCampaignAdminMixin:
+    """For CallAdmin (settings.CALL_ADMIN_EXTENSIONS): a campaign call's contact and who answered."""
+
+    @admin.display(description="campaign")
+    def campaign_contact(self, obj) -> str:
+        attempt = ContactAttempt.objects.filter(outbound__call=obj).select_related("contact__campaign").first()
+        if attempt is None:
+            return "—"
+        contact = attempt.contact
+        return format_html(
+            '<a href="{}">{}</a>, contact <a href="{}">{}</a>; answered by: {}',
+            reverse("admin:campaigns_campaign_change", args=[contact.campaign_id]),
+            contact.campaign,
+            reverse("admin:campaigns_contact_change", args=[contact.pk]),
+            contact.number,
+            contact.get_answered_by_display() or "not known yet",
+        )
+
+    def _is_campaign_call(self, obj) -> bool:
+        return obj is not None and ContactAttempt.objects.filter(outbound__call=obj).exists()
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        return [*fields, "campaign_contact"] if self._is_campaign_call(obj) else fields
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = list(super().get_fieldsets(request, obj))
+        if self._is_campaign_call(obj):
+            fieldsets.append(("Campaign", {"fields": ("campaign_contact",)}))
+        return fieldsets

@@ -16,8 +16,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.contrib.auth.models import User
 from django.db import close_old_connections, connection
-from django.test import override_settings
+from django.test import Client, override_settings
 from django.urls import reverse
 from django.utils import timezone
 
@@ -324,6 +325,15 @@ async def test_a_campaign_call_speaks_the_contacts_texts_and_honours_an_opt_out(
     await sync_to_async(dial_round)()
     contact = await sync_to_async(Contact.objects.get)(pk=contact.pk)
     assert (contact.status, contact.last_outcome) == ("done", "opted_out")
+
+    def call_page():
+        admin = Client()
+        admin.force_login(User.objects.create_superuser("boss", "b@example.com", "pw"))
+        return admin.get(reverse("admin:calls_call_change", args=[contact.outbound.call_id])).content.decode()
+
+    contact.outbound = await sync_to_async(OutboundCall.objects.get)(pk=contact.outbound_id)
+    page = await sync_to_async(call_page)()
+    assert "contact <a href" in page and contact.number in page and "answered by: Unknown" in page  # no transcript
 
 
 # ------------------------------------------------------------------ admin

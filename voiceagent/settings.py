@@ -242,7 +242,11 @@ DASHBOARD_CALL_DETAILS: list[str] = ["tools.handoff.transfer_note"]
 # Built-ins added by apps above tools (tools.builtins): `(config) -> {name: (definition, function)}`.
 CALL_BUILTIN_EXTENSIONS: list[str] = ["campaigns.builtins.opt_out_builtins"]
 # Mixins that extend the core's admin pages (calls.hooks.admin_extensions), first named first.
-CALL_ADMIN_EXTENSIONS: list[str] = ["insights.admin_mixins.CallInsightsAdminMixin", "tools.admin.CallToolsAdminMixin"]
+CALL_ADMIN_EXTENSIONS: list[str] = [
+    "insights.admin_mixins.CallInsightsAdminMixin",
+    "tools.admin.CallToolsAdminMixin",
+    "campaigns.admin.CallCampaignAdminMixin",
+]
 ASSISTANT_ADMIN_EXTENSIONS: list[str] = ["tools.admin.AssistantToolsAdminMixin"]
 
 # The worker process (Procfile `worker`, calls.jobs): background jobs and how often each runs, in seconds.
