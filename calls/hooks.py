@@ -28,6 +28,9 @@ from django.utils.module_loading import import_string
 log = logging.getLogger(__name__)
 # send(sender, call_pk=<Call pk>, event=<"call.analyzed", ...>), after the news is committed.
 call_event = Signal()
+# An `extras` key: {field: value} for the call's own AssistantConfig fields in OVERRIDABLE.
+CONFIG_OVERRIDES = "config_overrides"
+OVERRIDABLE = frozenset({"instructions", "welcome_message", "transfer_number", "language"})
 
 
 @dataclass
@@ -61,6 +64,7 @@ class CallStartHook:
         """What the call needs at its start beyond the assistant's settings (`AssistantConfig.extra`).
 
         The live call never queries the database, so whatever its extensions need is read here.
+        Under the key CONFIG_OVERRIDES a hook may replace some of the call's settings (OVERRIDABLE).
         """
         return {}
 

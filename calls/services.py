@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -16,7 +17,7 @@ from assistants.realtime_config import AssistantConfig
 from assistants.revisions import revision_id_for_call
 from assistants.selectors import assistant_for_number
 
-from .hooks import CallStartHook, Claim, call_start_hooks
+from .hooks import CONFIG_OVERRIDES, OVERRIDABLE, CallStartHook, Claim, call_start_hooks
 from .models import Call, CallDirection, CallStatus, EndReason, ServerProcess, TranscriptEntry
 
 if TYPE_CHECKING:
@@ -168,7 +169,11 @@ def _call_config(assistant: Assistant, claim: Claim | None, *, extras: dict | No
         for hook in call_start_hooks():
             extras.update(hook.extras(assistant, claim))
     config.extra.update(extras)
-    return config
+    # A hook may change the call's own settings (calls.hooks.CONFIG_OVERRIDES), e.g. a campaign's
+    # per-contact welcome message; only AssistantConfig's text and number fields, never its identity.
+    overrides = config.extra.pop(CONFIG_OVERRIDES, None) or {}
+    allowed = {k: v for k, v in overrides.items() if k in OVERRIDABLE and isinstance(v, type(getattr(config, k)))}
+    return dataclasses.replace(config, **allowed) if allowed else config
 
 
 @transaction.atomic

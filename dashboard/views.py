@@ -15,7 +15,7 @@ from assistants.models import Assistant
 from calls import selectors as call_selectors
 from calls.hooks import call_document_parts
 
-from . import charts, selectors
+from . import charts, extensions, selectors
 from .permissions import can_hang_up, can_test_call, can_watch
 from .routing_paths import browser_call_path
 
@@ -78,6 +78,7 @@ def index(request: HttpRequest) -> HttpResponse:
         "calls_chart": calls_chart,
         "minutes_chart": minutes_chart,
         "add_number_url": reverse("admin:assistants_phonenumber_add"),
+        "panels": extensions.panels(request),
     }
     return render(request, "dashboard/index.html", context)
 
@@ -92,7 +93,12 @@ def call_detail(request: HttpRequest, pk: int) -> HttpResponse:
         raise Http404("No such call.")
     # What extensions add to a call's documents (e.g. the after-call analysis), shown under the header.
     parts = call_document_parts(call) if call.status != "active" else {}
-    context = {"call": call, "can_hang_up": can_hang_up(request.user), "analysis": parts.get("analysis")}
+    context = {
+        "call": call,
+        "can_hang_up": can_hang_up(request.user),
+        "analysis": parts.get("analysis"),
+        "extras": extensions.call_details(call),
+    }
     return render(request, "dashboard/_call_detail.html", context)
 
 

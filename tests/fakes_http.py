@@ -194,26 +194,36 @@ class FakeHttpServer:
 
 
 class FakeElksApi(FakeHttpServer):
-    """46elks' REST API as far as we use it: `POST /a1/calls` with basic auth, form-encoded."""
+    """46elks' REST API as far as we use it: `POST /a1/calls` and `/a1/sms` with basic auth, form-encoded."""
 
     def __init__(self, username: str = "u_test", password: str = "p_test") -> None:
         super().__init__()
         self.username = username
         self.password = password
         self.calls: list[dict[str, str]] = []  # the form of every call accepted
+        self.sms: list[dict[str, str]] = []  # the form of every SMS accepted (`POST /a1/sms`)
         self.fail: Reply | None = None  # answer every call request with this instead
         self.handler = self._handle
+
+    def _sms(self, form: dict[str, str]) -> Reply:
+        missing = [k for k in ("from", "to", "message") if not form.get(k)]
+        if missing:
+            return Reply(400, f"Missing key {missing[0]}")
+        self.sms.append(form)
+        return Reply(200, {"id": "s" + secrets.token_hex(16), "status": "created", **form})
 
     @property
     def api_url(self) -> str:
         return f"{self.url}/a1"
 
     def _handle(self, request: Recorded) -> Reply:
-        if request.method != "POST" or request.path != "/a1/calls":
+        if request.method != "POST" or request.path not in ("/a1/calls", "/a1/sms"):
             return Reply(404, "Not found")
         expected = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
         if request.headers.get("authorization") != f"Basic {expected}":
             return Reply(401, "Invalid credentials")
+        if request.path == "/a1/sms":
+            return self._sms(request.form())
         if self.fail is not None:
             return self.fail
         form = request.form()

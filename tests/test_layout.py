@@ -8,7 +8,7 @@ import sys
 
 from tests.conftest import ROOT
 
-PRODUCT = ("voiceagent", "assistants", "calls", "tools", "insights", "dashboard", "knowledge")
+PRODUCT = ("voiceagent", "assistants", "calls", "tools", "insights", "dashboard", "knowledge", "campaigns")
 LONGEST = 500
 
 

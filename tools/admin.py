@@ -131,7 +131,7 @@ class ToolCallAdmin(ReadOnlyAdmin):
 
 @admin.register(Transfer)
 class TransferAdmin(ReadOnlyAdmin):
-    list_display = ("requested_at", "call", "to_number", "connected_at", "matched_by")
+    list_display = ("requested_at", "call", "to_number", "connected_at", "matched_by", "summary", "sms_status")
     raw_id_fields = ("call",)
 
 

@@ -51,7 +51,20 @@ TRANSFER_CALL = {
         "or when you cannot help them. After calling it, tell the caller in one short sentence that "
         "you are connecting them now."
     ),
-    "parameters": {"type": "object", "properties": dict(_REASON), "required": []},
+    "parameters": {
+        "type": "object",
+        "properties": {
+            **_REASON,
+            "summary": {
+                "type": "string",
+                "description": (
+                    "A hand-off note for the colleague, two or three short sentences: who is calling, what "
+                    "they want, and what was already said or agreed."
+                ),
+            },
+        },
+        "required": [],
+    },
 }
 
 
@@ -113,8 +126,9 @@ async def transfer_call(session: CallHandle, arguments: dict[str, Any]) -> Resul
     if not number:
         return _fail("Transfers are not set up for this line. Offer another way to help.", "No transfer number.")
     reason = str(arguments.get("reason") or "").strip()[:200]
+    summary = str(arguments.get("summary") or "").strip()[:1000]
     try:
-        await run_db(services.transfer_request)(call_pk=session.call_pk, number=number, reason=reason)
+        await run_db(services.transfer_request)(call_pk=session.call_pk, number=number, reason=reason, summary=summary)
     except Exception as exc:
         log.exception("call %s: could not record the transfer", session.hello.callid)
         return _fail(

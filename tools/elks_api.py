@@ -1,4 +1,4 @@
-"""46elks' REST API, the part we use: placing a call (`POST /a1/calls`).
+"""46elks' REST API, the part we use: placing a call (`POST /a1/calls`), sending an SMS (`POST /a1/sms`).
 
 Every failure becomes an `ElksApiError` whose message tells a non-developer what to fix.
 """
@@ -81,3 +81,25 @@ def place_call(*, from_number: str, to_number: str, voice_start: str, whenhangup
     if not call_id:
         raise ElksApiError(f"46elks answered without a call id: {response.text[:200]!r}")
     return PlacedCall(call_id, state)
+
+
+SMS_TIMEOUT_S = 3.0  # a caller waits for the transfer meanwhile
+
+
+def send_sms(*, from_sender: str, to_number: str, message: str) -> str:
+    """Send one SMS (46elks `POST /a1/sms`); returns its id, or raises ElksApiError with why not."""
+    url = f"{settings.ELKS_API_URL}/sms"
+    auth = (settings.ELKS_API_USERNAME, settings.ELKS_API_PASSWORD)
+    data = {"from": from_sender, "to": to_number, "message": message}
+    try:
+        with httpx2.Client(timeout=SMS_TIMEOUT_S, follow_redirects=False) as http:
+            response = http.post(url, data=data, auth=auth)
+    except httpx2.HTTPError as exc:
+        raise ElksApiError(f"Could not reach 46elks at {url}: {type(exc).__name__}.") from None
+    if not 200 <= response.status_code < 300:
+        raise ElksApiError(_explain(response.status_code, response.text), response.status_code)
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    return str(body.get("id") or "") if isinstance(body, dict) else ""

@@ -138,6 +138,14 @@ class Transfer(models.Model):
     call = models.OneToOneField("calls.Call", on_delete=models.CASCADE, related_name="transfer")
     to_number = models.CharField(max_length=20)
     reason = models.CharField(max_length=300, blank=True)
+    summary = models.TextField(
+        "hand-off note",
+        blank=True,
+        help_text="What the assistant told the colleague: who, what they want, what was said.",
+    )
+    sms_status = models.CharField(
+        "note by SMS", max_length=200, blank=True, help_text="Whether the note was sent by SMS (TRANSFER_SMS)."
+    )
     requested_at = models.DateTimeField(auto_now_add=True)
     connected_at = models.DateTimeField(
         null=True, blank=True, help_text="When 46elks asked what to do next and was told to connect the caller."

@@ -8,8 +8,10 @@ paired with this record by `tools.pairing` and handled by the chosen assistant.
 from __future__ import annotations
 
 import json
+from functools import cache
 
 from django.conf import settings
+from django.utils.module_loading import import_string
 
 from assistants.models import Assistant
 from assistants.phone import normalize_e164
@@ -87,6 +89,24 @@ def configuration_problems(assistant: Assistant | None = None) -> list[str]:
     return problems
 
 
+@cache
+def _outbound_checks() -> tuple:
+    """`settings.OUTBOUND_CALL_CHECKS`: functions `(to_number) -> str`, a refusal in words ("" lets it ring).
+
+    Apps above tools (e.g. campaigns' do-not-call list) plug in here; tools names none of them.
+    """
+    return tuple(import_string(path) for path in getattr(settings, "OUTBOUND_CALL_CHECKS", []))
+
+
+def outbound_refusal(to_number: str) -> str:
+    """Why no call may ring `to_number` ("": it may), asked of every outbound call."""
+    for check in _outbound_checks():
+        refusal = check(to_number)
+        if refusal:
+            return refusal
+    return ""
+
+
 def place_outbound_call(*, assistant: Assistant, to: str, source: str, user=None) -> OutboundCall:
     """Ring `to` with `assistant`; raises OutboundCallError with a clear message when it cannot."""
     try:
@@ -95,6 +115,9 @@ def place_outbound_call(*, assistant: Assistant, to: str, source: str, user=None
         raise OutboundCallError(str(exc)) from None
     if not assistant.is_active:
         raise OutboundCallError(f"{assistant} is not active: activate it first.", http_status=409)
+    refusal = outbound_refusal(to_number)
+    if refusal:
+        raise OutboundCallError(refusal, http_status=409)
     problems = configuration_problems(assistant)
     if problems:
         raise OutboundCallError(" ".join(problems), http_status=503)

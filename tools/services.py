@@ -66,11 +66,16 @@ def tool_call_record(
 
 
 @transaction.atomic
-def transfer_request(*, call_pk: int, number: str, reason: str = "") -> None:
-    """The assistant hands the caller to `number`; 46elks' `next` request will be answered with it."""
+def transfer_request(*, call_pk: int, number: str, reason: str = "", summary: str = "") -> None:
+    """The assistant hands the caller to `number`; 46elks' `next` request will be answered with it.
+
+    `summary` is the assistant's hand-off note (a warm transfer): shown in admin and on the
+    dashboard, and sent by SMS to `number` just before the caller is connected (TRANSFER_SMS).
+    """
     Call.objects.filter(pk=call_pk).update(transfer_to=number)
     Transfer.objects.update_or_create(
-        call_id=call_pk, defaults={"to_number": number, "reason": reason[:300], "connected_at": None}
+        call_id=call_pk,
+        defaults={"to_number": number, "reason": reason[:300], "summary": summary[:1000], "connected_at": None},
     )
 
 
@@ -81,8 +86,19 @@ def _e164(raw: str) -> str:
         return (raw or "")[:32]
 
 
-@transaction.atomic
 def transfer_answer(*, callid: str, from_number: str, to_number: str) -> str | None:
+    """The number to connect a caller to when 46elks asks what comes after the AI leg; None: hang up."""
+    transfer = transfer_claim(callid=callid, from_number=from_number, to_number=to_number)
+    return transfer.to_number if transfer is not None else None
+
+
+@transaction.atomic
+def transfer_sms_recorded(*, pk: int, status: str) -> None:
+    Transfer.objects.filter(pk=pk).update(sms_status=status[:200])
+
+
+@transaction.atomic
+def transfer_claim(*, callid: str, from_number: str, to_number: str) -> Transfer | None:
     """The number to connect a caller to when 46elks asks what comes after the AI leg; None: hang up.
 
     Matched by 46elks' call id first, then by the caller's number (and the dialled number, when
@@ -105,7 +121,7 @@ def transfer_answer(*, callid: str, from_number: str, to_number: str) -> str | N
     transfer.connected_at = timezone.now()
     transfer.matched_by = matched_by
     transfer.save(update_fields=["connected_at", "matched_by"])
-    return transfer.to_number
+    return transfer
 
 
 # ------------------------------------------------------------------ after-call webhooks

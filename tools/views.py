@@ -18,6 +18,7 @@ from calls.access import client_ip, ip_allowed, secret_matches
 from calls.hooks import call_document_parts
 
 from . import services
+from .handoff import send_handoff_sms
 from .models import OutboundCall
 from .outbound import OutboundCallError, place_outbound_call
 
@@ -53,14 +54,16 @@ def elks_next(request: HttpRequest, secret: str) -> HttpResponse:
     if not _from_46elks(request, secret):
         return HttpResponse(status=404)
     callid = request.POST.get("callid") or request.POST.get("id") or ""
-    number = services.transfer_answer(
+    transfer = services.transfer_claim(
         callid=callid, from_number=request.POST.get("from", ""), to_number=request.POST.get("to", "")
     )
-    if number is None:
+    if transfer is None:
         log.info("46elks next for call %s (result %s): no transfer; hanging up", callid, request.POST.get("result"))
         return JsonResponse(HANG_UP)
-    log.info("46elks next for call %s: connecting the caller to %s", callid, number)
-    return JsonResponse({"connect": number})
+    if transfer.summary and settings.TRANSFER_SMS:
+        send_handoff_sms(transfer)  # just before the caller is connected: the colleague reads it as it rings
+    log.info("46elks next for call %s: connecting the caller to %s", callid, transfer.to_number)
+    return JsonResponse({"connect": transfer.to_number})
 
 
 @csrf_exempt

@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "dashboard",
     "insights",
     "knowledge",
+    "campaigns",
 ]
 
 MIDDLEWARE = [
@@ -234,6 +235,7 @@ CALL_OBSERVERS: list[str] = [
     "insights.observers.call_insights",  # usage, cost, reply times, metrics (before the webhook reads them)
     "insights.recording.call_recorder",  # stereo recording, for assistants that record calls
     "insights.analysis.call_analyser",  # after-call analysis: queued before the webhook reads the call
+    "campaigns.amd.answering_machine_detector",  # campaign calls only: answering machine or person
     # Live dashboards (call started/ended, transcript lines): after insights, so an ended call shows its cost.
     "dashboard.observers.dashboard_observer",
     # Keep it last: it sends the after-call webhook once the other observers have recorded the call.
@@ -241,14 +243,20 @@ CALL_OBSERVERS: list[str] = [
 ]
 CALL_TOOL_RUNNER = "tools.runner.tool_runner"
 # Extensions' part in recording a new call (calls.hooks.CallStartHook).
-CALL_START_HOOKS: list[str] = ["tools.call_start.OutboundAndTools", "knowledge.call_start.KnowledgeDocuments"]
+# tools' hook first: it claims the answered leg of an outbound call; campaigns then adds the contact's texts.
+CALL_START_HOOKS: list[str] = [
+    "tools.call_start.OutboundAndTools",
+    "campaigns.call_start.CampaignCallStart",
+    "knowledge.call_start.KnowledgeDocuments",
+]
 # Built-in tools extension apps offer (tools.builtins): each names a function config → {name: (definition, fn)}.
-CALL_BUILTIN_TOOLS: list[str] = ["knowledge.tool.builtin_tools"]
+CALL_BUILTIN_TOOLS: list[str] = ["knowledge.tool.builtin_tools", "campaigns.builtins.opt_out_builtins"]
 # Mixins that extend the core's admin pages (calls.hooks.admin_extensions), first named first.
 CALL_ADMIN_EXTENSIONS: list[str] = [
     "insights.admin_mixins.CallInsightsAdminMixin",
     "insights.analysis_admin.CallAnalysisAdminMixin",
     "tools.admin.CallToolsAdminMixin",
+    "campaigns.admin.CallCampaignAdminMixin",
 ]
 ASSISTANT_ADMIN_EXTENSIONS: list[str] = [
     "insights.analysis_admin.AssistantAnalysisAdminMixin",
@@ -259,6 +267,11 @@ ASSISTANT_ADMIN_EXTENSIONS: list[str] = [
 CALL_DOCUMENT_PARTS: list[str] = ["insights.analysis.call_document_analysis"]
 # What a stopping server process waits for once its calls have ended (calls.hooks.wait_for_shutdown).
 SHUTDOWN_WAITERS: list[str] = ["insights.recording.wait_for_saves"]
+# Asked before every outbound call is placed (tools.outbound): `(to_number) -> refusal ("" to ring)`.
+OUTBOUND_CALL_CHECKS: list[str] = ["campaigns.checks.do_not_call_refusal"]
+# What apps above the dashboard add to its pages (dashboard.extensions): `(request) -> html`, `(call) -> html`.
+DASHBOARD_PANELS: list[str] = ["campaigns.dashboard.campaigns_panel"]
+DASHBOARD_CALL_DETAILS: list[str] = ["tools.handoff.transfer_note"]
 
 # Each server process beats this often; one silent for SERVER_DEAD_AFTER_SECONDS is dead and its calls
 # are closed by the next beat of any live process (or the worker): within dead-after + heartbeat of a crash.
@@ -270,6 +283,7 @@ WORKER_JOBS: list[tuple[str, float]] = [
     ("insights.jobs.delete_expired_recordings", 3600.0),
     ("calls.jobs.close_calls_of_dead_servers", SERVER_HEARTBEAT_SECONDS),
     ("insights.analysis.analyse_pending_calls", 5.0),
+    ("campaigns.jobs.run_dialer", env.float("CAMPAIGN_DIALER_INTERVAL", default=5.0)),
 ]
 
 # Actions (tools app; every variable is explained in docs/actions.md).
@@ -283,6 +297,10 @@ ELKS_API_PASSWORD = env.str("ELKS_API_PASSWORD", default="")
 # The number outbound calls come from (else the assistant's first number) and the websocket number.
 ELKS_CALLER_ID = env.str("ELKS_CALLER_ID", default="")
 ELKS_WEBSOCKET_NUMBER = env.str("ELKS_WEBSOCKET_NUMBER", default="")
+# Warm transfers (docs/campaigns.md): send the assistant's hand-off note by SMS to the colleague, from
+# TRANSFER_SMS_FROM (a 46elks number, or up to 11 letters), else ELKS_CALLER_ID, else the dialled number.
+TRANSFER_SMS = env.bool("TRANSFER_SMS", default=False)
+TRANSFER_SMS_FROM = env.str("TRANSFER_SMS_FROM", default="")
 # How long after we place an outbound call its WebSocket leg may arrive and still be paired with it.
 OUTBOUND_PAIRING_WINDOW_SECONDS = env.float("OUTBOUND_PAIRING_WINDOW_SECONDS", default=180.0)
 # After-call webhooks: first retry after this many seconds, then 4x longer each time (at most 6 h).

@@ -15,5 +15,6 @@ urlpatterns = [
     path("api/calls/export.<str:kind>", api_export.export_calls, {}, name="api_calls_export"),
     path("", include("tools.urls")),  # 46elks callbacks, the pizza demo, /api/calls/
     path("dashboard/", include("dashboard.urls")),
+    path("", include("campaigns.urls")),  # the dashboard's campaigns panel (staff)
     path("", include("insights.urls")),  # /metrics (token) and call recordings (staff)
 ]

@@ -127,6 +127,9 @@ class CallHandle(Protocol):
     def request_hang_up(self, outcome: Outcome) -> None:
         """End the call from our side soon, without waiting for it."""
 
+    async def say_goodbye_and_end(self, outcome: Outcome, instructions: str = ..., deadline: float = 12.0) -> None:
+        """Have the assistant say one last thing (`instructions`), let it be heard, then hang up."""
+
 
 class ToolRunner(Protocol):
     """Runs the functions an assistant may call; built per call once the assistant is known."""
