@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "tools",
     "dashboard",
     "insights",
+    "scenarios",
 ]
 
 MIDDLEWARE = [
@@ -239,7 +240,17 @@ ASSISTANT_ADMIN_EXTENSIONS: list[str] = ["tools.admin.AssistantToolsAdminMixin"]
 WORKER_JOBS: list[tuple[str, float]] = [
     ("tools.jobs.deliver_due_webhooks", 30.0),
     ("insights.jobs.delete_expired_recordings", 3600.0),
+    ("scenarios.jobs.run_queued_scenarios", 5.0),
 ]
+
+# Scenario tests (scenarios app, docs/scenarios.md).
+# OpenAI's HTTP API (the Responses API of the text models); empty: https://api.openai.com/v1.
+OPENAI_BASE_URL = env.str("OPENAI_BASE_URL", default="")
+SCENARIO_CALLER_MODEL = env.str("SCENARIO_CALLER_MODEL", default="gpt-5-mini")
+SCENARIO_JUDGE_MODEL = env.str("SCENARIO_JUDGE_MODEL", default="gpt-5-mini")
+SCENARIO_TEXT_TIMEOUT = env.float("SCENARIO_TEXT_TIMEOUT", default=60.0)
+# On: runs started from admin wait for the worker process; off: they run in a thread of the web process.
+SCENARIO_RUNS_IN_WORKER = env.bool("SCENARIO_RUNS_IN_WORKER", default=False)
 
 # Actions (tools app; every variable is explained in docs/actions.md).
 # The longest any tool may run; a webhook tool gets at least its own timeout plus one second.
