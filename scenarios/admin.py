@@ -62,12 +62,8 @@ class ScenarioAdmin(admin.ModelAdmin):
                 self.admin_site.admin_view(self.export_view),
                 name="scenarios_scenario_export",
             ),
-            path(
-                "run/<int:assistant_id>/", self.admin_site.admin_view(self.run_all_view), name="scenarios_run_all"
-            ),
-            path(
-                "matrix/<int:assistant_id>/", self.admin_site.admin_view(self.matrix_view), name="scenarios_matrix"
-            ),
+            path("run/<int:assistant_id>/", self.admin_site.admin_view(self.run_all_view), name="scenarios_run_all"),
+            path("matrix/<int:assistant_id>/", self.admin_site.admin_view(self.matrix_view), name="scenarios_matrix"),
         ]
         return extra + super().get_urls()
 

@@ -7,7 +7,9 @@ from scenarios.services import run_execute
 
 
 def run_queued_scenarios() -> str:
-    run_pk = ScenarioRun.objects.filter(status=RunStatus.QUEUED).order_by("created_at").values_list("pk", flat=True).first()
+    run_pk = (
+        ScenarioRun.objects.filter(status=RunStatus.QUEUED).order_by("created_at").values_list("pk", flat=True).first()
+    )
     if run_pk is None:
         return ""
     run = run_execute(run_pk=run_pk)

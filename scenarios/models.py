@@ -55,7 +55,8 @@ class Scenario(models.Model):
         "judge criteria",
         default=list,
         blank=True,
-        help_text='A list of sentences a text model judges the transcript by, e.g. ["confirms the date before ending"].',
+        help_text="A list of sentences a text model judges the transcript by, "
+        'e.g. ["confirms the date before ending"].',
     )
     tool_mocks = models.JSONField(
         "mock tool answers",

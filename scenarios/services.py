@@ -153,8 +153,6 @@ def run_execute(*, run_pk: int) -> ScenarioRun | None:
     return run
 
 
-
-
 def run_in_background(run_pk: int) -> threading.Thread:
     """Without a worker process, a run goes in a thread of the web process."""
 

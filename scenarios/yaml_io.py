@@ -1,17 +1,17 @@
 """Scenarios as YAML, one file per assistant, so they can live in a repository: the same data as admin.
 
-    - id: book-table
-      caller: {instructions: "Eva, 67, wants a table for four on Friday at seven", language: en, facts: ""}
-      expect:
-        tools_called: [{name: book_table, arguments: {guests: 4}}]
-        ends_with: assistant_hangup
-        max_turns: 8
-        max_first_audio_ms: 1500
-        never_say: ["card number"]
-      judge: ["confirms date and time before ending"]
-      tool_mocks: {book_table: {ok: true}}
-      repeat: 3
-      mode: text
+- id: book-table
+  caller: {instructions: "Eva, 67, wants a table for four on Friday at seven", language: en, facts: ""}
+  expect:
+    tools_called: [{name: book_table, arguments: {guests: 4}}]
+    ends_with: assistant_hangup
+    max_turns: 8
+    max_first_audio_ms: 1500
+    never_say: ["card number"]
+  judge: ["confirms date and time before ending"]
+  tool_mocks: {book_table: {ok: true}}
+  repeat: 3
+  mode: text
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ import sys
 
 from tests.conftest import ROOT
 
-PRODUCT = ("voiceagent", "assistants", "calls", "tools", "insights", "dashboard")
+PRODUCT = ("voiceagent", "assistants", "calls", "tools", "insights", "dashboard", "scenarios")
 LONGEST = 500
 
 

@@ -1,4 +1,4 @@
-"""`manage.py test_assistant <name or id>`: run an assistant's scenarios, print a table, fail on any failure (for CI)."""
+"""`manage.py test_assistant <name or id>`: run an assistant's scenarios, print a table, exit 1 on a failure (CI)."""
 
 from __future__ import annotations
 
@@ -81,6 +81,6 @@ def _write_junit(path: str, suite: str, summary: list[dict]) -> None:
                 cases.append(
                     f"  <testcase classname={quoteattr(suite)} name={name}><failure message={message}/></testcase>"
                 )
-    head = f"<testsuite name={quoteattr(suite)} tests=\"{len(cases)}\" failures=\"{failures}\">"
+    head = f'<testsuite name={quoteattr(suite)} tests="{len(cases)}" failures="{failures}">'
     with open(path, "w", encoding="utf-8") as out:
         out.write('<?xml version="1.0" encoding="utf-8"?>\n' + head + "\n" + "\n".join(cases) + "\n</testsuite>\n")

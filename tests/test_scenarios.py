@@ -1,0 +1,280 @@
+"""Scenario tests of an assistant: the pure checks, YAML, and whole runs in text mode against the fakes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.core.management import call_command
+
+from assistants.models import Assistant
+from scenarios import checks
+from scenarios.models import RunStatus, Scenario
+from scenarios.services import run_create, run_execute
+from scenarios.yaml_io import ScenarioFileError, export_yaml, scenarios_import
+from tests.conftest import TEST_API_KEY
+from tests.fakes_http import FakeHttpServer, Reply
+from tests.scenario_fakes import FakeTextModel, ThreadedRealtime
+
+# -- checks (pure) ----------------------------------------------------------------------------------
+
+
+def _scenario(**kw) -> Scenario:
+    return Scenario(slug="s", caller_instructions="x", **kw)
+
+
+def test_tool_check_passes_on_matching_arguments_case_and_spaces_ignored():
+    out = checks.check_tools(
+        [{"name": "book", "arguments": {"day": "Friday", "guests": 4}}],
+        [{"name": "book", "arguments": json.dumps({"day": " friday", "guests": 4, "extra": 1})}],
+    )
+    assert [r.passed for r in out] == [True]
+
+
+def test_tool_check_names_wrong_tool_and_wrong_argument():
+    missing = checks.check_tools([{"name": "book"}], [{"name": "cancel", "arguments": {}}])
+    assert not missing[0].passed and "never called (called: cancel)" in missing[0].reason
+    wrong = checks.check_tools(
+        [{"name": "book", "arguments": {"guests": 4}}], [{"name": "book", "arguments": {"guests": 2}}]
+    )
+    assert not wrong[0].passed and "guests=2 (wanted 4)" in wrong[0].reason
+
+
+def test_ending_turns_first_reply_and_forbidden_phrases():
+    assert checks.check_ending("transfer:+46 70 000", "transfer:+4670000").passed
+    assert not checks.check_ending("assistant_hangup", "caller_hangup").passed
+    assert checks.check_ending("transfer:", "transfer:+46").passed
+    assert not checks.check_turns(2, 3).passed and checks.check_turns(3, 3).passed
+    assert not checks.check_first_reply(500, None).passed
+    assert not checks.check_first_reply(500, 700).passed
+    said = [{"role": "caller", "text": "my card number is 1"}, {"role": "assistant", "text": "Your CARD NUMBER please"}]
+    result = checks.check_forbidden(["card number"], said)
+    assert not result[0].passed and "Your CARD NUMBER please" in result[0].reason
+    assert checks.check_forbidden(["card number"], said[:1])[0].passed  # the caller may say it
+
+
+def test_evaluate_runs_only_the_checks_asked_for():
+    outcome = checks.Outcome(ended_with="caller_hangup", turns=9)
+    assert checks.evaluate(_scenario(), outcome) == []
+    names = [r.name for r in checks.evaluate(_scenario(max_turns=3, ends_with="caller_hangup"), outcome)]
+    assert names == ["ends with", "turns"]
+
+
+# -- YAML -------------------------------------------------------------------------------------------
+
+YAML = """
+- id: book-table
+  caller:
+    instructions: Eva, 67, wants a table for four on Friday at seven.
+    language: en
+  expect:
+    tools_called:
+      - name: book_table
+        arguments: {guests: 4}
+    ends_with: assistant_hangup
+    max_turns: 4
+    never_say: [card number]
+  judge:
+    - confirms the date and time before ending
+  tool_mocks:
+    book_table: {ok: true, table: 12}
+  repeat: 2
+"""
+
+
+@pytest.mark.django_db
+def test_yaml_round_trip_and_update_by_id():
+    assistant = Assistant.objects.create(name="Pizza", instructions="Take bookings.")
+    assert scenarios_import(assistant=assistant, text=YAML) == (1, 0)
+    scenario = assistant.scenarios.get()
+    assert scenario.tools_called == [{"name": "book_table", "arguments": {"guests": 4}}]
+    assert (scenario.ends_with, scenario.max_turns, scenario.repeat) == ("assistant_hangup", 4, 2)
+    text = export_yaml(assistant)
+    assert scenarios_import(assistant=assistant, text=text) == (0, 1)
+    assert export_yaml(assistant) == text
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("- id: a\n  caller: {}\n", "caller.instructions is missing"),
+        ("- caller: {instructions: x}\n", "has no id"),
+        ("- id: a\n  caller: {instructions: x}\n  expect: {tools_called: [{arguments: {}}]}\n", "needs a name"),
+        ("- id: a\n  caller: {instructions: x}\n  expect: {max_turns: many}\n", "not a number"),
+        ("- id: [\n", "not valid YAML"),
+    ],
+)
+def test_yaml_errors_say_where(text, message):
+    assistant = Assistant.objects.create(name="Pizza", instructions="Take bookings.")
+    with pytest.raises(ScenarioFileError, match=message):
+        scenarios_import(assistant=assistant, text=text)
+    assert not assistant.scenarios.exists()
+
+
+# -- whole runs in text mode ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def text_model(settings):
+    with FakeTextModel() as fake:
+        settings.OPENAI_API_KEY = TEST_API_KEY
+        settings.OPENAI_BASE_URL = fake.url + "/v1"
+        yield fake
+
+
+def realtime(settings, **knobs):
+    server = ThreadedRealtime(answer_ms=0, chunk_interval_ms=0, **knobs)
+    fake = server.__enter__()
+    settings.OPENAI_REALTIME_URL = fake.url
+    return server, fake
+
+
+def _caller(*turns):
+    return [{"say": say, "hang_up": hang} for say, hang in turns]
+
+
+def _booking(assistant, **kw) -> Scenario:
+    fields = {
+        "slug": "book-table",
+        "caller_instructions": "Eva wants a table for four on Friday at seven.",
+        "tools_called": [{"name": "book_table", "arguments": {"guests": 4, "day": "Friday"}}],
+        "ends_with": "assistant_hangup",
+        "max_turns": 3,
+        "forbidden_phrases": ["card number"],
+        "judge": ["confirms the date and time before ending"],
+        "tool_mocks": {"book_table": {"ok": True}},
+        **kw,
+    }
+    return Scenario.objects.create(assistant=assistant, **fields)
+
+
+# The assistant's script on the fake Realtime server: greet, book, confirm, hang up, say goodbye.
+BOOKING_REPLIES = ["Bella Pizza, how can I help?", "Booked: four people, Friday at seven.", "Goodbye!"]
+BOOKING_TOOLS = [
+    None,
+    {"name": "book_table", "arguments": {"guests": 4, "day": "friday"}},
+    None,
+    {"name": "end_call"},
+    None,
+]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_passing_scenario_passes_with_its_transcript_tools_judge_and_revision(settings, text_model):
+    assistant = Assistant.objects.create(
+        name="Pizza", instructions="Take bookings.", welcome_message="Bella Pizza, how can I help?"
+    )
+    scenario = _booking(assistant)
+    text_model.scripts["caller_turn"] = _caller(
+        ("A table for four on Friday at seven, please.", False), ("Thanks, bye.", False)
+    )
+    text_model.scripts["judgement"] = [
+        {"results": [{"criterion": "c", "passed": True, "reason": "It repeated Friday at seven."}]}
+    ]
+    server, fake = realtime(settings, reply_texts=list(BOOKING_REPLIES), reply_tool_calls=list(BOOKING_TOOLS))
+    try:
+        run = run_execute(run_pk=run_create(assistant=assistant).pk)
+    finally:
+        server.__exit__()
+    attempt = run.attempts.get()
+    assert attempt.error == ""
+    assert [c["passed"] for c in attempt.check_results] == [True, True, True, True], attempt.check_results
+    assert attempt.passed and run.status == RunStatus.DONE and (run.done, run.passed, run.total) == (1, 1, 1)
+    assert attempt.ended_with == "assistant_hangup"
+    assert [line["role"] for line in attempt.transcript] == ["assistant", "caller", "assistant", "caller", "assistant"]
+    assert attempt.transcript[2]["text"] == "Booked: four people, Friday at seven."
+    assert attempt.judge_results == [
+        {
+            "criterion": "confirms the date and time before ending",
+            "passed": True,
+            "reason": "It repeated Friday at seven.",
+        }
+    ]
+    assert run.revision is not None and run.revision.assistant_id == assistant.pk
+    # The assistant ran in text mode with its own instructions and tools; the mock answered book_table.
+    session = fake.sessions[0]
+    update = next(e for _, e in session.received if e["type"] == "session.update")["session"]
+    assert update["output_modalities"] == ["text"] and update["instructions"] == "Take bookings."
+    assert "end_call" in [t["name"] for t in update["tools"]]
+    assert json.loads(session.function_outputs[0]["output"]) == {"ok": True}
+    # The caller model was told who to be; the judge read the transcript.
+    caller_body = text_model.bodies("caller_turn")[0]
+    assert "Eva wants a table" in caller_body["instructions"]
+    assert caller_body["text"]["format"]["strict"] is True
+    assert "Booked: four people" in text_model.bodies("judgement")[0]["input"]
+    assert scenario.attempts.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_failing_scenarios_fail_with_the_right_reason(settings, text_model):
+    assistant = Assistant.objects.create(name="Pizza", instructions="Take bookings.")
+    _booking(assistant, judge=[], max_turns=1)
+    # The assistant calls the wrong tool, asks for a card number, and the caller needs two turns.
+    replies = ["What is your card number?", "Anything else?"]
+    tools = [{"name": "cancel_booking", "arguments": {}}, None, None]
+    text_model.scripts["caller_turn"] = _caller(("Table for four, Friday.", False), ("No.", False), ("", True))
+    server, _ = realtime(settings, reply_texts=replies, reply_tool_calls=tools)
+    try:
+        run = run_execute(run_pk=run_create(assistant=assistant).pk)
+    finally:
+        server.__exit__()
+    attempt = run.attempts.get()
+    failed = {c["name"]: c["reason"] for c in attempt.check_results if not c["passed"]}
+    assert not attempt.passed and run.passed == 0
+    assert "book_table was never called (called: cancel_booking)" in failed["tool book_table called"]
+    assert failed["ends with"] == "The call ended with caller_hangup, not assistant_hangup."
+    assert failed["turns"].startswith("2 turns (more than the limit of 1)")
+    assert "What is your card number?" in failed["never says “card number”"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_webhook_tool_runs_against_its_webhook_and_command_prints_table_and_junit(
+    settings, text_model, tmp_path, capsys
+):
+    from tools.models import WebhookTool
+
+    assistant = Assistant.objects.create(name="Pizza", instructions="Take bookings.")
+    _booking(assistant, tool_mocks={}, judge=["never asks for card details"], repeat=2)
+    with FakeHttpServer() as hook:
+        hook.default = Reply(200, {"booked": True, "table": 7})
+        WebhookTool.objects.create(
+            assistant=assistant,
+            name="book_table",
+            description="Book a table.",
+            parameters={"type": "object", "properties": {"guests": {"type": "integer"}, "day": {"type": "string"}}},
+            url=hook.url + "/book",
+        )
+        text_model.scripts["caller_turn"] = _caller(("Four on Friday.", False), ("Bye.", False)) * 2
+        text_model.scripts["judgement"] = [
+            {"results": [{"criterion": "c", "passed": True, "reason": "No card talk."}]},
+            {"results": [{"criterion": "c", "passed": False, "reason": "It asked for a card."}]},
+        ]
+        server, fake = realtime(settings, reply_texts=["Booked.", "Bye!"] * 2, reply_tool_calls=BOOKING_TOOLS[1:] * 2)
+        junit = tmp_path / "out.xml"
+        try:
+            with pytest.raises(SystemExit) as exit_info:
+                call_command("test_assistant", "Pizza", "--junit", str(junit))
+        finally:
+            server.__exit__()
+        assert exit_info.value.code == 1
+        sent = hook.requests[0].json()
+        assert (sent["tool"], sent["arguments"]) == ("book_table", {"guests": 4, "day": "friday"})
+        assert len(hook.requests) == 2  # once per attempt
+    out = capsys.readouterr().out
+    assert "book-table" in out and "1/2" in out and "It asked for a card." in out
+    assert "1 of 2 attempts passed" in out
+    report = junit.read_text()
+    assert 'tests="2" failures="1"' in report and "It asked for a card." in report
+    assert '"table": 7' in fake.sessions[0].function_outputs[0]["output"]  # the webhook's answer reached the model
+
+
+@pytest.mark.django_db
+def test_command_refuses_unknown_assistant_and_scenario():
+    from django.core.management.base import CommandError
+
+    Assistant.objects.create(name="Pizza", instructions="x")
+    with pytest.raises(CommandError, match="No assistant is called or numbered 'Nope'"):
+        call_command("test_assistant", "Nope")
+    with pytest.raises(CommandError, match="has no scenarios to run"):
+        call_command("test_assistant", "Pizza")
