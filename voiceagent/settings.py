@@ -49,6 +49,8 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 OPENAI_API_KEY = env.str("OPENAI_API_KEY", default="")
 OPENAI_REALTIME_URL = env.str("OPENAI_REALTIME_URL", default="wss://api.openai.com/v1/realtime")
+# The text models' API (Responses): the openai package's own variable; empty means api.openai.com.
+OPENAI_BASE_URL = env.str("OPENAI_BASE_URL", default="")
 
 INSTALLED_APPS = [
     "daphne",
@@ -268,6 +270,18 @@ OUTBOUND_PAIRING_WINDOW_SECONDS = env.float("OUTBOUND_PAIRING_WINDOW_SECONDS", d
 # After-call webhooks: first retry after this many seconds, then 4x longer each time (at most 6 h).
 POST_CALL_WEBHOOK_RETRY_BASE_SECONDS = env.float("POST_CALL_WEBHOOK_RETRY_BASE_SECONDS", default=30.0)
 POST_CALL_WEBHOOK_MAX_ATTEMPTS = env.int("POST_CALL_WEBHOOK_MAX_ATTEMPTS", default=8)
+
+# After-call analysis (insights.analysis; docs/analysis.md): the text model, its limits, where it runs.
+ANALYSIS_MODEL = env.str("ANALYSIS_MODEL", default="gpt-5-mini")
+ANALYSIS_TIMEOUT_SECONDS = env.float("ANALYSIS_TIMEOUT_SECONDS", default=60.0)
+# Retries (by the openai package, with backoff) on 429, 5xx, timeouts and lost connections.
+ANALYSIS_MAX_RETRIES = env.int("ANALYSIS_MAX_RETRIES", default=3)
+# 1: the web process analyses ended calls itself (in a thread), for setups without a worker process.
+# 0: only the worker does (its job picks up waiting analyses every few seconds).
+ANALYSIS_IN_WEB = env.bool("ANALYSIS_IN_WEB", default=True)
+# How long the after-call webhook waits for the analysis before it is sent with status "pending"
+# (a second, signed `call.analyzed` event follows when the analysis lands). 0: never wait.
+ANALYSIS_WEBHOOK_WAIT_SECONDS = env.float("ANALYSIS_WEBHOOK_WAIT_SECONDS", default=60.0)
 
 # Operations (docs/operations.md): /metrics answers only with `Authorization: Bearer <METRICS_TOKEN>`
 # (unset: /metrics is off); calls whose reply time p95 exceeds SLOW_CALL_P95_MS are flagged in admin.
