@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from scenarios.llm import structured_response
+from django.conf import settings
+
+from insights.llm import structured_response
 
 JUDGE_SCHEMA = {
     "type": "object",
@@ -44,7 +46,9 @@ def judge(model: str, criteria: list[str], transcript: list[dict[str, Any]]) -> 
         return [], {}
     prompt = "Criteria:\n" + "\n".join(f"{i}. {c}" for i, c in enumerate(criteria, 1))
     prompt += "\n\nTranscript:\n" + transcript_text(transcript)
-    data, usage = structured_response(model, JUDGE_INSTRUCTIONS, prompt, JUDGE_SCHEMA, name="judgement")
+    data, usage = structured_response(
+        model, JUDGE_INSTRUCTIONS, prompt, JUDGE_SCHEMA, name="judgement", timeout=settings.SCENARIO_TEXT_TIMEOUT
+    )
     answers = list(data.get("results") or [])
     results = []
     for i, criterion in enumerate(criteria):

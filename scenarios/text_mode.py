@@ -19,8 +19,8 @@ from django.utils.module_loading import import_string
 from assistants.realtime_config import AssistantConfig, greeting, session_update
 from calls.live.realtime import RealtimeClient
 from calls.live.types import Outcome
+from insights.llm import structured_response
 from scenarios.checks import Outcome as ConversationOutcome
-from scenarios.llm import structured_response
 
 CALLER_SCHEMA = {
     "type": "object",
@@ -143,7 +143,12 @@ class TextConversation:
         )
         prompt = (heard or "(The assistant has not spoken yet; you start.)") + "\n\nWhat do you say next?"
         data, usage = structured_response(
-            self.caller_model, caller_instructions(self.scenario), prompt, CALLER_SCHEMA, name="caller_turn"
+            self.caller_model,
+            caller_instructions(self.scenario),
+            prompt,
+            CALLER_SCHEMA,
+            name="caller_turn",
+            timeout=settings.SCENARIO_TEXT_TIMEOUT,
         )
         self.usage.text.append({"model": self.caller_model, **usage})
         return str(data.get("say") or "").strip(), bool(data.get("hang_up"))

@@ -119,7 +119,7 @@ def test_yaml_errors_say_where(text, message):
 def text_model(settings):
     with FakeTextModel() as fake:
         settings.OPENAI_API_KEY = TEST_API_KEY
-        settings.OPENAI_BASE_URL = fake.url + "/v1"
+        settings.OPENAI_BASE_URL = fake.base_url
         yield fake
 
 
@@ -199,6 +199,8 @@ def test_passing_scenario_passes_with_its_transcript_tools_judge_and_revision(se
     assert "end_call" in [t["name"] for t in update["tools"]]
     assert json.loads(session.function_outputs[0]["output"]) == {"ok": True}
     # The caller model was told who to be; the judge read the transcript.
+    assert text_model.fake.problems == []
+    assert text_model.fake.headers[0]["authorization"] == f"Bearer {TEST_API_KEY}"
     caller_body = text_model.bodies("caller_turn")[0]
     assert "Eva wants a table" in caller_body["instructions"]
     assert caller_body["text"]["format"]["strict"] is True

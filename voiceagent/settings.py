@@ -246,10 +246,9 @@ WORKER_JOBS: list[tuple[str, float]] = [
 ]
 
 # Scenario tests (scenarios app, docs/scenarios.md).
-# OpenAI's HTTP API (the Responses API of the text models); empty: https://api.openai.com/v1.
-OPENAI_BASE_URL = env.str("OPENAI_BASE_URL", default="")
 SCENARIO_CALLER_MODEL = env.str("SCENARIO_CALLER_MODEL", default="gpt-5-mini")
 SCENARIO_JUDGE_MODEL = env.str("SCENARIO_JUDGE_MODEL", default="gpt-5-mini")
+# How long one answer of the caller's or the judge's text model may take (seconds).
 SCENARIO_TEXT_TIMEOUT = env.float("SCENARIO_TEXT_TIMEOUT", default=60.0)
 # On: runs started from admin wait for the worker process; off: they run in a thread of the web process.
 SCENARIO_RUNS_IN_WORKER = env.bool("SCENARIO_RUNS_IN_WORKER", default=False)
