@@ -8,7 +8,9 @@ from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.template.loader import render_to_string
 from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
 from assistants.admin_helpers import ReadOnlyMixin
 from assistants.models import Assistant
@@ -190,3 +192,41 @@ class ScenarioAttemptAdmin(ReadOnlyMixin, admin.ModelAdmin):
         "call",
     )
     fields = readonly_fields
+
+
+@admin.action(description="Run scenarios (all of each selected assistant's)")
+def run_assistant_scenarios(modeladmin, request, queryset):
+    for assistant in queryset:
+        if not assistant.scenarios.exists():
+            messages.warning(request, f"{assistant.name} has no scenarios yet.")
+            continue
+        run = run_create(assistant=assistant)
+        messages.info(request, f"{run} queued: {run_start(run=run)}")
+
+
+class AssistantScenariosAdminMixin:
+    """For AssistantAdmin (settings.ASSISTANT_ADMIN_EXTENSIONS): the versions × scenarios matrix, "Run scenarios"."""
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions["run_assistant_scenarios"] = (
+            run_assistant_scenarios,
+            "run_assistant_scenarios",
+            run_assistant_scenarios.short_description,
+        )
+        return actions
+
+    def get_readonly_fields(self, request, obj=None):
+        return (*super().get_readonly_fields(request, obj), "scenario_results")
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None:
+            return fieldsets
+        return (*fieldsets, ("Scenario tests", {"fields": ("scenario_results",)}))
+
+    @admin.display(description="results per version")
+    def scenario_results(self, obj) -> SafeString:
+        slugs, rows = revision_matrix(obj.pk)
+        context = {"assistant": obj, "slugs": slugs, "rows": rows[:8], "count": obj.scenarios.count()}
+        return render_to_string("admin/scenarios/assistant_matrix.html", context)

@@ -280,3 +280,90 @@ def test_command_refuses_unknown_assistant_and_scenario():
         call_command("test_assistant", "Nope")
     with pytest.raises(CommandError, match="has no scenarios to run"):
         call_command("test_assistant", "Pizza")
+
+
+# -- admin ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_admin_runs_all_scenarios_in_the_background_with_progress_and_results(admin_client, settings, text_model):
+    import time
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    assistant = Assistant.objects.create(name="Pizza", instructions="Take bookings.")
+    page = admin_client.post(
+        "/admin/scenarios/scenario/import/",
+        {
+            "assistant": assistant.pk,
+            "file": SimpleUploadedFile("s.yaml", YAML.replace("repeat: 2", "repeat: 1").encode()),
+        },
+        follow=True,
+    )
+    assert "Imported: 1 new, 0 updated." in page.content.decode()
+    text_model.scripts["caller_turn"] = _caller(("A table for four on Friday at seven.", False), ("Bye.", False))
+    text_model.scripts["judgement"] = [
+        {"results": [{"criterion": "c", "passed": False, "reason": "Never said Friday."}]}
+    ]
+    server, _ = realtime(
+        settings,
+        reply_texts=["Booked.", "Bye!"],
+        reply_tool_calls=[{"name": "book_table", "arguments": {"guests": 4}}, None, {"name": "end_call"}, None],
+    )
+    try:
+        page = admin_client.post(f"/admin/scenarios/scenario/run/{assistant.pk}/", follow=True)
+        run = assistant.scenario_runs.get()
+        assert "It runs in the background now." in page.content.decode()
+        assert f"/admin/scenarios/scenariorun/{run.pk}/progress.json" in page.content.decode()
+        deadline = time.monotonic() + 10
+        while (progress := admin_client.get(f"/admin/scenarios/scenariorun/{run.pk}/progress.json").json())[
+            "status"
+        ] in ("queued", "running"):
+            assert time.monotonic() < deadline, progress
+            time.sleep(0.05)  # the run is in another thread of this process; its progress is only in the DB
+    finally:
+        server.__exit__()
+    assert progress == {"status": "done", "done": 1, "total": 1, "passed": 0, "error": ""}
+    result = admin_client.get(f"/admin/scenarios/scenariorun/{run.pk}/change/").content.decode()
+    assert "book-table: 0 of 1 passed (0%)" in result
+    assert "confirms the date and time before ending: Never said Friday." in result
+    assert "A table for four on Friday at seven." in result
+    # The assistant's page shows the version × scenario matrix, its version linking to the revision.
+    page = admin_client.get(f"/admin/assistants/assistant/{assistant.pk}/change/").content.decode()
+    assert "Results per version" in page and f"/admin/assistants/assistantrevision/{run.revision_id}/change/" in page
+    assert "<td>0%</td>" in page
+    exported = admin_client.get(f"/admin/scenarios/scenario/export/{assistant.pk}/")
+    assert exported["Content-Type"].startswith("application/yaml") and b"id: book-table" in exported.content
+
+
+@pytest.mark.django_db
+def test_admin_import_says_what_is_wrong(admin_client):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    assistant = Assistant.objects.create(name="Pizza", instructions="x")
+    page = admin_client.post(
+        "/admin/scenarios/scenario/import/",
+        {"assistant": assistant.pk, "file": SimpleUploadedFile("s.yaml", b"- id: a\n")},
+        follow=True,
+    )
+    assert "Scenario &#x27;a&#x27;: caller.instructions is missing." in page.content.decode()
+    page = admin_client.post(f"/admin/scenarios/scenario/run/{assistant.pk}/", follow=True)
+    assert "Pizza has no scenarios yet: add one first." in page.content.decode()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_worker_job_runs_queued_runs_one_by_one(settings, text_model):
+    from scenarios.jobs import run_queued_scenarios
+
+    assistant = Assistant.objects.create(name="Pizza", instructions="x")
+    _booking(assistant, judge=[], tools_called=[], ends_with="caller_hangup", max_turns=None)
+    text_model.scripts["caller_turn"] = _caller(("Bye.", True))
+    assert run_queued_scenarios() == ""
+    run = run_create(assistant=assistant)
+    server, _ = realtime(settings)
+    try:
+        summary = run_queued_scenarios()
+    finally:
+        server.__exit__()
+    assert summary == f"scenario run {run.pk}: 1/1 passed (Finished)"
+    assert run_queued_scenarios() == ""

@@ -236,7 +236,10 @@ CALL_TOOL_RUNNER = "tools.runner.tool_runner"
 CALL_START_HOOKS: list[str] = ["tools.call_start.OutboundAndTools"]
 # Mixins that extend the core's admin pages (calls.hooks.admin_extensions), first named first.
 CALL_ADMIN_EXTENSIONS: list[str] = ["insights.admin_mixins.CallInsightsAdminMixin", "tools.admin.CallToolsAdminMixin"]
-ASSISTANT_ADMIN_EXTENSIONS: list[str] = ["tools.admin.AssistantToolsAdminMixin"]
+ASSISTANT_ADMIN_EXTENSIONS: list[str] = [
+    "tools.admin.AssistantToolsAdminMixin",
+    "scenarios.admin.AssistantScenariosAdminMixin",
+]
 
 # The worker process (Procfile `worker`, calls.jobs): background jobs and how often each runs, in seconds.
 WORKER_JOBS: list[tuple[str, float]] = [
