@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
@@ -10,7 +11,10 @@ from assistants.models import Assistant, AssistantRevision
 
 class Mode(models.TextChoices):
     TEXT = "text", "Text (cheap, fast: the caller is a text model)"
-    VOICE = "voice", "Voice (real phone path with a simulated 46elks caller)"
+    VOICE = "voice", "Voice (real phone path with a simulated 46elks caller; not available yet)"
+
+
+VOICE_NOT_READY = "Voice mode is not available yet: choose Text."
 
 
 class Scenario(models.Model):
@@ -83,6 +87,10 @@ class Scenario(models.Model):
 
     def __str__(self) -> str:
         return f"{self.assistant.name} · {self.slug}"
+
+    def clean(self) -> None:
+        if self.mode == Mode.VOICE:
+            raise ValidationError({"mode": VOICE_NOT_READY})
 
 
 class RunStatus(models.TextChoices):

@@ -21,7 +21,7 @@ from insights.models import ModelPrice
 from insights.pricing import PriceMissing, RealtimeUsage, realtime_cost
 from scenarios.checks import evaluate
 from scenarios.judge import judge
-from scenarios.models import Mode, RunStatus, Scenario, ScenarioAttempt, ScenarioRun
+from scenarios.models import VOICE_NOT_READY, Mode, RunStatus, Scenario, ScenarioAttempt, ScenarioRun
 from tools.selectors import call_extras
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ def attempt_cost(config: AssistantConfig, usage: Any) -> Decimal:
 
 def _conversation(scenario: Scenario, config: AssistantConfig, mode: str):
     if mode == Mode.VOICE:
-        raise ValueError("Voice mode is not available yet: run this scenario in text mode.")
+        raise ValueError(VOICE_NOT_READY)
     from scenarios.text_mode import TextConversation
 
     return TextConversation(scenario, config, caller_model=settings.SCENARIO_CALLER_MODEL)

@@ -103,6 +103,7 @@ def test_yaml_round_trip_and_update_by_id():
         ("- id: a\n  caller: {instructions: x}\n  expect: {tools_called: [{arguments: {}}]}\n", "needs a name"),
         ("- id: a\n  caller: {instructions: x}\n  expect: {max_turns: many}\n", "not a number"),
         ("- id: [\n", "not valid YAML"),
+        ("- id: a\n  caller: {instructions: x}\n  mode: voice\n", "Voice mode is not available yet"),
     ],
 )
 def test_yaml_errors_say_where(text, message):
@@ -280,6 +281,11 @@ def test_command_refuses_unknown_assistant_and_scenario():
         call_command("test_assistant", "Nope")
     with pytest.raises(CommandError, match="has no scenarios to run"):
         call_command("test_assistant", "Pizza")
+    _booking(Assistant.objects.get(name="Pizza"))
+    with pytest.raises(CommandError, match="has no scenario nope"):
+        call_command("test_assistant", "Pizza", "--scenario", "nope")
+    with pytest.raises(CommandError, match="Voice mode is not available yet"):
+        call_command("test_assistant", "Pizza", "--mode", "voice")
 
 
 # -- admin ------------------------------------------------------------------------------------------
