@@ -14,7 +14,7 @@ from django.utils.safestring import SafeString
 
 from assistants.admin_helpers import ReadOnlyMixin
 from assistants.models import Assistant
-from scenarios.models import Scenario, ScenarioAttempt, ScenarioRun
+from scenarios.models import Scenario, ScenarioAttempt, ScenarioRun, ScenarioSettings
 from scenarios.selectors import revision_matrix, run_summary
 from scenarios.services import run_create, run_start
 from scenarios.yaml_io import ScenarioFileError, export_yaml, scenarios_import
@@ -204,8 +204,20 @@ def run_assistant_scenarios(modeladmin, request, queryset):
         messages.info(request, f"{run} queued: {run_start(run=run)}")
 
 
+class ScenarioSettingsInline(admin.StackedInline):
+    model = ScenarioSettings
+    can_delete = False
+    verbose_name_plural = "scenario tests"
+    extra = 1
+    max_num = 1
+
+
 class AssistantScenariosAdminMixin:
-    """For AssistantAdmin (settings.ASSISTANT_ADMIN_EXTENSIONS): the versions × scenarios matrix, "Run scenarios"."""
+    """For AssistantAdmin (settings.ASSISTANT_ADMIN_EXTENSIONS): the versions × scenarios matrix, "Run scenarios",
+    and whether the scenarios run after each prompt change."""
+
+    def get_inlines(self, request, obj):
+        return [*super().get_inlines(request, obj), ScenarioSettingsInline]
 
     def get_actions(self, request):
         actions = super().get_actions(request)

@@ -154,3 +154,21 @@ class ScenarioAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.scenario.slug} #{self.index}"
+
+
+class ScenarioSettings(models.Model):
+    """How an assistant's scenarios are run beyond a click (kept here, so the core's models stay as they are)."""
+
+    assistant = models.OneToOneField(Assistant, on_delete=models.CASCADE, related_name="scenario_settings")
+    run_on_prompt_change = models.BooleanField(
+        "run scenarios after each prompt change",
+        default=False,
+        help_text="When the instructions or the welcome message are saved changed, all scenarios run against "
+        "the new version; the result shows beside it under “Scenario tests”.",
+    )
+
+    class Meta:
+        verbose_name = "scenario setting"
+
+    def __str__(self) -> str:
+        return f"Scenario settings of {self.assistant.name}"

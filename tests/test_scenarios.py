@@ -373,3 +373,23 @@ def test_worker_job_runs_queued_runs_one_by_one(settings, text_model):
         server.__exit__()
     assert summary == f"scenario run {run.pk}: 1/1 passed (Finished)"
     assert run_queued_scenarios() == ""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_prompt_change_queues_a_run_against_the_new_version_when_the_assistant_asks(settings):
+    from scenarios.models import ScenarioRun, ScenarioSettings
+
+    settings.SCENARIO_RUNS_IN_WORKER = True  # queued for the worker: nothing runs in this test
+    assistant = Assistant.objects.create(name="Pizza", instructions="Take bookings.")
+    _booking(assistant)
+    assistant.voice = "cedar"
+    assistant.save()  # not the prompt: no run
+    assistant.instructions = "Take bookings politely."
+    assistant.save()  # the prompt, but the assistant did not ask
+    assert not ScenarioRun.objects.exists()
+    ScenarioSettings.objects.create(assistant=assistant, run_on_prompt_change=True)
+    assistant.instructions = "Take bookings very politely."
+    assistant.save()
+    run = ScenarioRun.objects.get()
+    assert run.status == RunStatus.QUEUED and run.total == 1
+    assert run.revision == assistant.revisions.order_by("-number").first()

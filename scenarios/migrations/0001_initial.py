@@ -88,6 +88,17 @@ class Migration(migrations.Migration):
                 'ordering': ['run', 'scenario__slug', 'index'],
             },
         ),
+        migrations.CreateModel(
+            name='ScenarioSettings',
+            fields=[
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('run_on_prompt_change', models.BooleanField(default=False, help_text='When the instructions or the welcome message are saved changed, all scenarios run against the new version; the result shows beside it under “Scenario tests”.', verbose_name='run scenarios after each prompt change')),
+                ('assistant', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='scenario_settings', to='assistants.assistant')),
+            ],
+            options={
+                'verbose_name': 'scenario setting',
+            },
+        ),
         migrations.AddConstraint(
             model_name='scenario',
             constraint=models.UniqueConstraint(fields=('assistant', 'slug'), name='scenario_unique_slug'),
