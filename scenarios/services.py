@@ -98,7 +98,8 @@ def attempt_execute(*, run: ScenarioRun, scenario: Scenario, index: int, config:
         outcome = asyncio.run(conversation.run())
     except Exception as exc:
         log.exception("scenario %s attempt %d could not run", scenario.slug, index)
-        outcome, error = conversation.outcome, f"{type(exc).__name__}: {exc}"
+        outcome = conversation.outcome
+        error = getattr(exc, "reason", "") or f"{type(exc).__name__}: {exc}"
         outcome.ended_with = outcome.ended_with or "error"
     checks = [c.as_dict() for c in evaluate(scenario, outcome)]
     verdicts: list[dict] = []

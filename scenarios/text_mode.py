@@ -105,6 +105,7 @@ class TextConversation:
         try:
             await self._converse()
         finally:
+            self.handle.finished.set()
             await client.close()
         return self.outcome
 

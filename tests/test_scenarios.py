@@ -393,3 +393,15 @@ def test_a_prompt_change_queues_a_run_against_the_new_version_when_the_assistant
     run = ScenarioRun.objects.get()
     assert run.status == RunStatus.QUEUED and run.total == 1
     assert run.revision == assistant.revisions.order_by("-number").first()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_attempt_that_cannot_reach_openai_fails_with_the_reason(settings, text_model):
+    settings.OPENAI_REALTIME_URL = "ws://127.0.0.1:9/v1/realtime"  # nothing listens there
+    assistant = Assistant.objects.create(name="Pizza", instructions="x")
+    _booking(assistant)
+    run = run_execute(run_pk=run_create(assistant=assistant).pk)
+    attempt = run.attempts.get()
+    assert run.status == RunStatus.DONE and not attempt.passed and attempt.ended_with == "error"
+    assert attempt.error.startswith("Could not connect to OpenAI")
+    assert attempt.judge_results == []  # nothing to judge
