@@ -52,7 +52,7 @@ def _claim(run_pk: int) -> ScenarioRun | None:
     return ScenarioRun.objects.get(pk=run_pk) if updated else None
 
 
-def _price(model: str, usages: list[dict]) -> Decimal:
+def _realtime_price(model: str, usages: list[dict]) -> Decimal:
     usage = RealtimeUsage(model=model)
     for one in usages:
         usage.add(one)
@@ -65,14 +65,28 @@ def _price(model: str, usages: list[dict]) -> Decimal:
         return Decimal(0)
 
 
+def _text_price(model: str, usages: list[dict]) -> Decimal:
+    """A text model's calls: its text prices only (a model without a price row counts as 0)."""
+    row = ModelPrice.objects.filter(model=model).first()
+    if row is None:
+        return Decimal(0)
+    cached = sum(u.get("cached_tokens", 0) for u in usages)
+    fresh = sum(u.get("input_tokens", 0) for u in usages) - cached
+    out = sum(u.get("output_tokens", 0) for u in usages)
+    total = Decimal(0)
+    for tokens, price in ((fresh, row.text_input), (cached, row.cached_text_input), (out, row.text_output)):
+        total += tokens * (price or 0)
+    return total / 1_000_000
+
+
 def attempt_cost(config: AssistantConfig, usage: Any) -> Decimal:
     """What one attempt cost: the assistant's Realtime responses plus the caller's and judge's text model."""
-    total = _price(config.model, usage.realtime)
+    total = _realtime_price(config.model, usage.realtime)
     by_model: dict[str, list[dict]] = {}
     for one in usage.text:
         by_model.setdefault(one["model"], []).append(one)
     for model, usages in by_model.items():
-        total += _price(model, usages)
+        total += _text_price(model, usages)
     return total.quantize(Decimal("0.0001"))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
@@ -163,6 +164,13 @@ BOOKING_TOOLS = [
 
 @pytest.mark.django_db(transaction=True)
 def test_passing_scenario_passes_with_its_transcript_tools_judge_and_revision(settings, text_model):
+    from insights.models import ModelPrice
+
+    realtime_prices = dict(text_input=4, cached_text_input=0, text_output=24, audio_input=32, audio_output=64)
+    ModelPrice.objects.update_or_create(model="gpt-realtime-2.1", defaults={**realtime_prices, "cached_audio_input": 0})
+    ModelPrice.objects.update_or_create(
+        model=settings.SCENARIO_CALLER_MODEL, defaults=dict(text_input=1000, cached_text_input=100, text_output=2000)
+    )
     assistant = Assistant.objects.create(
         name="Pizza", instructions="Take bookings.", welcome_message="Bella Pizza, how can I help?"
     )
@@ -207,6 +215,9 @@ def test_passing_scenario_passes_with_its_transcript_tools_judge_and_revision(se
     assert caller_body["text"]["format"]["strict"] is True
     assert "Booked: four people" in text_model.bodies("judgement")[0]["input"]
     assert scenario.attempts.count() == 1
+    # Two caller turns and one verdict (the same model), each 1000 fresh + 200 cached in, 80 out at
+    # $1000/$100/$2000 per 1M, are $3.54; the assistant's few realtime tokens add a little.
+    assert Decimal("3.54") < attempt.cost_usd < Decimal("3.60") and run.cost_usd == attempt.cost_usd
 
 
 @pytest.mark.django_db(transaction=True)
