@@ -8,7 +8,7 @@ import sys
 
 from tests.conftest import ROOT
 
-PRODUCT = ("voiceagent", "assistants", "calls", "tools", "insights", "dashboard", "knowledge", "campaigns")
+PRODUCT = ("voiceagent", "assistants", "calls", "tools", "insights", "dashboard", "knowledge", "campaigns", "scenarios")
 LONGEST = 500
 
 

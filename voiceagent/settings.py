@@ -67,8 +67,12 @@ INSTALLED_APPS = [
     "tools",
     "dashboard",
     "insights",
+<<<<<<< HEAD
     "knowledge",
     "campaigns",
+=======
+    "scenarios",
+>>>>>>> scenarios
 ]
 
 MIDDLEWARE = [
@@ -252,6 +256,7 @@ CALL_START_HOOKS: list[str] = [
 # Built-in tools extension apps offer (tools.builtins): each names a function config → {name: (definition, fn)}.
 CALL_BUILTIN_TOOLS: list[str] = ["knowledge.tool.builtin_tools", "campaigns.builtins.opt_out_builtins"]
 # Mixins that extend the core's admin pages (calls.hooks.admin_extensions), first named first.
+<<<<<<< HEAD
 CALL_ADMIN_EXTENSIONS: list[str] = [
     "insights.admin_mixins.CallInsightsAdminMixin",
     "insights.analysis_admin.CallAnalysisAdminMixin",
@@ -272,6 +277,13 @@ OUTBOUND_CALL_CHECKS: list[str] = ["campaigns.checks.do_not_call_refusal"]
 # What apps above the dashboard add to its pages (dashboard.extensions): `(request) -> html`, `(call) -> html`.
 DASHBOARD_PANELS: list[str] = ["campaigns.dashboard.campaigns_panel"]
 DASHBOARD_CALL_DETAILS: list[str] = ["tools.handoff.transfer_note"]
+=======
+CALL_ADMIN_EXTENSIONS: list[str] = ["insights.admin_mixins.CallInsightsAdminMixin", "tools.admin.CallToolsAdminMixin"]
+ASSISTANT_ADMIN_EXTENSIONS: list[str] = [
+    "tools.admin.AssistantToolsAdminMixin",
+    "scenarios.admin.AssistantScenariosAdminMixin",
+]
+>>>>>>> scenarios
 
 # Each server process beats this often; one silent for SERVER_DEAD_AFTER_SECONDS is dead and its calls
 # are closed by the next beat of any live process (or the worker): within dead-after + heartbeat of a crash.
@@ -281,10 +293,22 @@ SERVER_DEAD_AFTER_SECONDS = env.float("SERVER_DEAD_AFTER_SECONDS", default=20.0)
 WORKER_JOBS: list[tuple[str, float]] = [
     ("tools.jobs.deliver_due_webhooks", 30.0),
     ("insights.jobs.delete_expired_recordings", 3600.0),
+<<<<<<< HEAD
     ("calls.jobs.close_calls_of_dead_servers", SERVER_HEARTBEAT_SECONDS),
     ("insights.analysis.analyse_pending_calls", 5.0),
     ("campaigns.jobs.run_dialer", env.float("CAMPAIGN_DIALER_INTERVAL", default=5.0)),
+=======
+    ("scenarios.jobs.run_queued_scenarios", 5.0),
+>>>>>>> scenarios
 ]
+
+# Scenario tests (scenarios app, docs/scenarios.md).
+SCENARIO_CALLER_MODEL = env.str("SCENARIO_CALLER_MODEL", default="gpt-5-mini")
+SCENARIO_JUDGE_MODEL = env.str("SCENARIO_JUDGE_MODEL", default="gpt-5-mini")
+# How long one answer of the caller's or the judge's text model may take (seconds).
+SCENARIO_TEXT_TIMEOUT = env.float("SCENARIO_TEXT_TIMEOUT", default=60.0)
+# On: runs started from admin wait for the worker process; off: they run in a thread of the web process.
+SCENARIO_RUNS_IN_WORKER = env.bool("SCENARIO_RUNS_IN_WORKER", default=False)
 
 # Actions (tools app; every variable is explained in docs/actions.md).
 # The longest any tool may run; a webhook tool gets at least its own timeout plus one second.
@@ -315,6 +339,7 @@ ANALYSIS_MAX_RETRIES = env.int("ANALYSIS_MAX_RETRIES", default=3)
 # 1: the web process analyses ended calls itself (in a thread), for setups without a worker process.
 # 0: only the worker does (its job picks up waiting analyses every few seconds).
 ANALYSIS_IN_WEB = env.bool("ANALYSIS_IN_WEB", default=True)
+<<<<<<< HEAD
 # Knowledge documents (docs/knowledge.md): the largest file or web page read, how long a web page may
 # take, how many characters of passages one look-up hands the model.
 KNOWLEDGE_MAX_BYTES = env.int("KNOWLEDGE_MAX_BYTES", default=10 * 1024 * 1024)
@@ -325,6 +350,11 @@ KNOWLEDGE_EMBEDDINGS = env.bool("KNOWLEDGE_EMBEDDINGS", default=False)
 KNOWLEDGE_EMBEDDING_MODEL = env.str("KNOWLEDGE_EMBEDDING_MODEL", default="text-embedding-3-small")
 KNOWLEDGE_EMBEDDINGS_URL = env.str("KNOWLEDGE_EMBEDDINGS_URL", default="https://api.openai.com/v1/embeddings")
 KNOWLEDGE_EMBEDDINGS_QUERY_TIMEOUT = env.float("KNOWLEDGE_EMBEDDINGS_QUERY_TIMEOUT", default=2.0)
+=======
+# How long the after-call webhook waits for the analysis before it is sent with status "pending"
+# (a second, signed `call.analyzed` event follows when the analysis lands). 0: never wait.
+ANALYSIS_WEBHOOK_WAIT_SECONDS = env.float("ANALYSIS_WEBHOOK_WAIT_SECONDS", default=60.0)
+>>>>>>> scenarios
 
 # Operations (docs/operations.md): /metrics answers only with `Authorization: Bearer <METRICS_TOKEN>`
 # (unset: /metrics is off); calls whose reply time p95 exceeds SLOW_CALL_P95_MS are flagged in admin.
