@@ -67,12 +67,9 @@ INSTALLED_APPS = [
     "tools",
     "dashboard",
     "insights",
-<<<<<<< HEAD
     "knowledge",
     "campaigns",
-=======
     "scenarios",
->>>>>>> scenarios
 ]
 
 MIDDLEWARE = [
@@ -256,7 +253,6 @@ CALL_START_HOOKS: list[str] = [
 # Built-in tools extension apps offer (tools.builtins): each names a function config → {name: (definition, fn)}.
 CALL_BUILTIN_TOOLS: list[str] = ["knowledge.tool.builtin_tools", "campaigns.builtins.opt_out_builtins"]
 # Mixins that extend the core's admin pages (calls.hooks.admin_extensions), first named first.
-<<<<<<< HEAD
 CALL_ADMIN_EXTENSIONS: list[str] = [
     "insights.admin_mixins.CallInsightsAdminMixin",
     "insights.analysis_admin.CallAnalysisAdminMixin",
@@ -267,6 +263,7 @@ ASSISTANT_ADMIN_EXTENSIONS: list[str] = [
     "insights.analysis_admin.AssistantAnalysisAdminMixin",
     "tools.admin.AssistantToolsAdminMixin",
     "knowledge.admin.AssistantKnowledgeAdminMixin",
+    "scenarios.admin.AssistantScenariosAdminMixin",
 ]
 # Keys extensions add to the JSON documents about a call (after-call webhook, API): calls.hooks.
 CALL_DOCUMENT_PARTS: list[str] = ["insights.analysis.call_document_analysis"]
@@ -277,13 +274,6 @@ OUTBOUND_CALL_CHECKS: list[str] = ["campaigns.checks.do_not_call_refusal"]
 # What apps above the dashboard add to its pages (dashboard.extensions): `(request) -> html`, `(call) -> html`.
 DASHBOARD_PANELS: list[str] = ["campaigns.dashboard.campaigns_panel"]
 DASHBOARD_CALL_DETAILS: list[str] = ["tools.handoff.transfer_note"]
-=======
-CALL_ADMIN_EXTENSIONS: list[str] = ["insights.admin_mixins.CallInsightsAdminMixin", "tools.admin.CallToolsAdminMixin"]
-ASSISTANT_ADMIN_EXTENSIONS: list[str] = [
-    "tools.admin.AssistantToolsAdminMixin",
-    "scenarios.admin.AssistantScenariosAdminMixin",
-]
->>>>>>> scenarios
 
 # Each server process beats this often; one silent for SERVER_DEAD_AFTER_SECONDS is dead and its calls
 # are closed by the next beat of any live process (or the worker): within dead-after + heartbeat of a crash.
@@ -293,13 +283,10 @@ SERVER_DEAD_AFTER_SECONDS = env.float("SERVER_DEAD_AFTER_SECONDS", default=20.0)
 WORKER_JOBS: list[tuple[str, float]] = [
     ("tools.jobs.deliver_due_webhooks", 30.0),
     ("insights.jobs.delete_expired_recordings", 3600.0),
-<<<<<<< HEAD
     ("calls.jobs.close_calls_of_dead_servers", SERVER_HEARTBEAT_SECONDS),
     ("insights.analysis.analyse_pending_calls", 5.0),
     ("campaigns.jobs.run_dialer", env.float("CAMPAIGN_DIALER_INTERVAL", default=5.0)),
-=======
     ("scenarios.jobs.run_queued_scenarios", 5.0),
->>>>>>> scenarios
 ]
 
 # Scenario tests (scenarios app, docs/scenarios.md).
@@ -339,7 +326,6 @@ ANALYSIS_MAX_RETRIES = env.int("ANALYSIS_MAX_RETRIES", default=3)
 # 1: the web process analyses ended calls itself (in a thread), for setups without a worker process.
 # 0: only the worker does (its job picks up waiting analyses every few seconds).
 ANALYSIS_IN_WEB = env.bool("ANALYSIS_IN_WEB", default=True)
-<<<<<<< HEAD
 # Knowledge documents (docs/knowledge.md): the largest file or web page read, how long a web page may
 # take, how many characters of passages one look-up hands the model.
 KNOWLEDGE_MAX_BYTES = env.int("KNOWLEDGE_MAX_BYTES", default=10 * 1024 * 1024)
@@ -350,11 +336,6 @@ KNOWLEDGE_EMBEDDINGS = env.bool("KNOWLEDGE_EMBEDDINGS", default=False)
 KNOWLEDGE_EMBEDDING_MODEL = env.str("KNOWLEDGE_EMBEDDING_MODEL", default="text-embedding-3-small")
 KNOWLEDGE_EMBEDDINGS_URL = env.str("KNOWLEDGE_EMBEDDINGS_URL", default="https://api.openai.com/v1/embeddings")
 KNOWLEDGE_EMBEDDINGS_QUERY_TIMEOUT = env.float("KNOWLEDGE_EMBEDDINGS_QUERY_TIMEOUT", default=2.0)
-=======
-# How long the after-call webhook waits for the analysis before it is sent with status "pending"
-# (a second, signed `call.analyzed` event follows when the analysis lands). 0: never wait.
-ANALYSIS_WEBHOOK_WAIT_SECONDS = env.float("ANALYSIS_WEBHOOK_WAIT_SECONDS", default=60.0)
->>>>>>> scenarios
 
 # Operations (docs/operations.md): /metrics answers only with `Authorization: Bearer <METRICS_TOKEN>`
 # (unset: /metrics is off); calls whose reply time p95 exceeds SLOW_CALL_P95_MS are flagged in admin.
