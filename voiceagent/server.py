@@ -136,6 +136,8 @@ def fast_lane_wanted(setting: bool) -> bool:
         return False
     log.info("call sockets: fast lane")
     return True
+
+
 def log_call_summary() -> None:
     """SIGUSR2: how many calls this process holds, at once (no garbage collection, no object count).
 
