@@ -144,7 +144,8 @@ async def test_a_restart_in_the_same_slot_closes_the_dead_process_calls_at_once(
         call = await get_call(sim.result.callid)  # closed before the new process listens
         assert (call.status, call.end_reason) == ("failed", "server_shutdown"), (call.status, took)
         assert "closed 1 call(s) left active by a stopped process" in second.logs()
-        old, new = await sync_to_async(lambda: list(ServerProcess.objects.order_by("started_at")))()
+        in_slot = ServerProcess.objects.filter(slot__endswith=f":{first.port}").order_by("started_at")
+        old, new = await sync_to_async(list)(in_slot)  # other tests' servers share the database
         assert old.slot == new.slot and old.boot_id != new.boot_id and old.stopped_at is not None
         assert call.server_id == old.pk
         # The new start beats (its row moves on), so nobody will take its own calls for dead.
