@@ -273,7 +273,13 @@ def write_tail_report(results: dict[str, Any], out: Path) -> Path:
                     f"{s['harness_cpu_pct']} | {verdict} |"
                 )
     other = [s["core1_other_pct"] for steps_ in results["series"].values() for s in steps_]
-    if other and max(other) > NOISY_PCT:
+    if other and max(other) > NOISY_PCT and o.get("realtime"):
+        head += [
+            f"Other work ran on the server's core during some windows (up to {max(other):g} %); the benchmark's "
+            "processes ran SCHED_FIFO, so that work had only the time they left idle.",
+            "",
+        ]
+    elif other and max(other) > NOISY_PCT:
         head += [
             f"**This run was disturbed:** other work used {min(other):g}–{max(other):g} % of the server's core "
             "during the windows, so the server was starved of CPU: its latencies are those of an overloaded "
