@@ -45,7 +45,8 @@ call: $(BIN)/.installed-run .env
 ## processes (pytest-xdist; each with its own test database, daphnes and Redis prefix). `--dist load`
 ## keeps pytest-django's order on each worker: tests that flush the database (and the rows its
 ## migrations seed) come after those that read those rows.
-TEST_WORKERS ?= 2
+# Three on two cores: most tests wait on real-time audio, not on the CPU (measured: 2:30 vs 3:01 wall on PG+Redis).
+TEST_WORKERS ?= 3
 test: $(BIN)/.installed-dev
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist load $(PYTEST_ARGS)
 
