@@ -39,6 +39,29 @@ FAST_TIMEOUTS = {
 }
 
 
+def pytest_configure(config) -> None:
+    _flush_survives_deadlocks()
+
+
+def _flush_survives_deadlocks() -> None:
+    """A test's data is wiped (TRUNCATE) while the suite's shared servers still beat and write; on
+    PostgreSQL the wipe can be picked as a deadlock's victim. It rolls back whole, so try it again."""
+    from django.db.backends.postgresql.operations import DatabaseOperations
+    from django.db.utils import OperationalError
+
+    flush = DatabaseOperations.execute_sql_flush
+
+    def execute_sql_flush(self, sql_list):
+        for attempt in range(5):
+            try:
+                return flush(self, sql_list)
+            except OperationalError as exc:
+                if "deadlock detected" not in str(exc) or attempt == 4:
+                    raise
+
+    DatabaseOperations.execute_sql_flush = execute_sql_flush
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
