@@ -104,7 +104,7 @@ def test_yaml_round_trip_and_update_by_id():
         ("- id: a\n  caller: {instructions: x}\n  expect: {tools_called: [{arguments: {}}]}\n", "needs a name"),
         ("- id: a\n  caller: {instructions: x}\n  expect: {max_turns: many}\n", "not a number"),
         ("- id: [\n", "not valid YAML"),
-        ("- id: a\n  caller: {instructions: x}\n  mode: voice\n", "Voice mode is not available yet"),
+        ("- id: a\n  caller: {instructions: x}\n  mode: phone\n", "mode must be one of text, voice"),
     ],
 )
 def test_yaml_errors_say_where(text, message):
@@ -295,8 +295,6 @@ def test_command_refuses_unknown_assistant_and_scenario():
     _booking(Assistant.objects.get(name="Pizza"))
     with pytest.raises(CommandError, match="has no scenario nope"):
         call_command("test_assistant", "Pizza", "--scenario", "nope")
-    with pytest.raises(CommandError, match="Voice mode is not available yet"):
-        call_command("test_assistant", "Pizza", "--mode", "voice")
 
 
 # -- admin ------------------------------------------------------------------------------------------
@@ -416,3 +414,91 @@ def test_an_attempt_that_cannot_reach_openai_fails_with_the_reason(settings, tex
     assert run.status == RunStatus.DONE and not attempt.passed and attempt.ended_with == "error"
     assert attempt.error.startswith("Could not connect to OpenAI")
     assert attempt.judge_results == []  # nothing to judge
+
+
+# -- voice mode -------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_voice_mode_without_a_number_fails_the_attempt_with_what_to_do(settings, text_model):
+    assistant = Assistant.objects.create(name="Pizza", instructions="x")
+    _booking(assistant, mode="voice")
+    run = run_execute(run_pk=run_create(assistant=assistant).pk)
+    attempt = run.attempts.get()
+    assert not attempt.passed and attempt.ended_with == "error" and attempt.mode == "voice"
+    assert "give it an active phone number" in attempt.error
+
+
+def _play_both_sides(caller_marker: str, caller: dict, assistant: dict):
+    """An on_send hook: once a session is configured, script it as the caller or as the assistant."""
+
+    def on_send(session, event):
+        if event["type"] == "session.updated":
+            knobs = caller if caller_marker in (event["session"].get("instructions") or "") else assistant
+            for name, value in knobs.items():
+                setattr(session, name, list(value))
+
+    return on_send
+
+
+@pytest.mark.django_db(transaction=True)
+def test_voice_scenario_phones_the_real_server_and_passes_from_the_calls_records(settings, daphne_server, text_model):
+    from assistants.models import PhoneNumber
+    from calls.models import Call
+    from insights.export import filtered_calls
+
+    assistant = Assistant.objects.create(
+        name="Pizza", instructions="Take bookings.", welcome_message="Bella Pizza, how can I help?", language="en"
+    )
+    PhoneNumber.objects.create(number="+46700000077", assistant=assistant)
+    scenario = _booking(
+        assistant,
+        mode="voice",
+        caller_instructions="Eva wants a table for four on Friday at seven.",
+        tools_called=[{"name": "end_call"}],
+        max_turns=2,
+        max_first_audio_ms=5000,
+        tool_mocks={},
+    )
+    said = "A table for four on Friday at seven, please."
+    text_model.scripts["judgement"] = [{"results": [{"criterion": "c", "passed": True, "reason": "Confirmed."}]}]
+    settings.OPENAI_REALTIME_URL = daphne_server.openai_url
+    settings.SCENARIO_VOICE_URL = f"ws://127.0.0.1:{daphne_server.port}"
+    settings.ELKS_WS_SECRET = daphne_server.secret
+    hook = _play_both_sides(
+        "Eva wants a table",
+        caller={"reply_texts": [said, "Thanks, bye."], "reply_tool_calls": [None, {"name": "hang_up"}]},
+        assistant={
+            "reply_texts": ["Bella Pizza, how can I help?", "Booked: four on Friday at seven. Goodbye!"],
+            "reply_tool_calls": [None, {"name": "end_call"}, None],
+            "caller_transcripts": [said],
+        },
+    )
+    server = ThreadedRealtime(port=daphne_server.openai_port, answer_ms=400, chunk_interval_ms=0, on_send=hook)
+    fake = server.__enter__()
+    try:
+        run = run_execute(run_pk=run_create(assistant=assistant).pk)
+    finally:
+        server.__exit__()
+    attempt = run.attempts.get()
+    assert attempt.error == "", attempt.error
+    assert attempt.mode == "voice" and attempt.ended_with == "assistant_hangup"
+    assert [c["passed"] for c in attempt.check_results] == [True] * 5, attempt.check_results
+    assert attempt.passed and run.passed == 1
+    assert attempt.transcript[:3] == [
+        {"role": "assistant", "text": "Bella Pizza, how can I help?"},
+        {"role": "caller", "text": said},
+        {"role": "assistant", "text": "Booked: four on Friday at seven. Goodbye!"},
+    ]
+    assert [t["name"] for t in attempt.tool_calls] == ["end_call"]
+    # The call went through the real server, and it is a test call no export counts.
+    call = Call.objects.get(pk=attempt.call_id)
+    assert call.call_id.startswith("scenario-") and call.is_test and call.assistant_id == assistant.pk
+    assert not filtered_calls().filter(pk=call.pk).exists()
+    # Two sessions: the assistant's (its instructions) and the caller's (its own voice, a hang_up tool).
+    updates = [next(e for _, e in s.received if e["type"] == "session.update")["session"] for s in fake.sessions]
+    caller = next(u for u in updates if "Eva wants a table" in u["instructions"])
+    assert caller["audio"]["output"]["voice"] == settings.SCENARIO_CALLER_VOICE
+    assert [t["name"] for t in caller["tools"]] == ["hang_up"]
+    assert any(u["instructions"] == "Take bookings." for u in updates)
+    assert scenario.attempts.count() == 1
