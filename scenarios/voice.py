@@ -80,6 +80,8 @@ class VoiceConversation:
         )
         try:
             self.caller.send(self._caller_session())
+            if not self.config.welcome_message.strip():
+                self.caller.send({"type": "response.create"})  # nobody greets: the caller speaks first
             self.sim = CallSimulator(
                 voice_url(),
                 to=self.to_number,

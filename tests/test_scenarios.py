@@ -502,3 +502,36 @@ def test_voice_scenario_phones_the_real_server_and_passes_from_the_calls_records
     assert [t["name"] for t in caller["tools"]] == ["hang_up"]
     assert any(u["instructions"] == "Take bookings." for u in updates)
     assert scenario.attempts.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_voice_mode_from_the_command_ends_when_the_simulated_caller_hangs_up(settings, daphne_server, capsys):
+    from assistants.models import PhoneNumber
+
+    assistant = Assistant.objects.create(name="Shop", instructions="Sell shoes.", welcome_message="Shoe shop!")
+    PhoneNumber.objects.create(number="+46700000078", assistant=assistant)
+    yaml_text = (
+        "- id: just-asking\n  caller: {instructions: Kim asks about the opening hours.}\n"
+        "  expect: {ends_with: caller_hangup, max_turns: 1}\n  mode: voice\n"
+    )
+    assert scenarios_import(assistant=assistant, text=yaml_text) == (1, 0)
+    settings.OPENAI_API_KEY = TEST_API_KEY
+    settings.OPENAI_REALTIME_URL = daphne_server.openai_url
+    settings.SCENARIO_VOICE_URL = f"ws://127.0.0.1:{daphne_server.port}"
+    settings.ELKS_WS_SECRET = daphne_server.secret
+    hook = _play_both_sides(
+        "Kim asks",
+        caller={"reply_texts": ["When are you open?"], "reply_tool_calls": [None, {"name": "hang_up"}]},
+        assistant={"reply_texts": ["Shoe shop!", "Nine to five."], "caller_transcripts": ["When are you open?"]},
+    )
+    server = ThreadedRealtime(port=daphne_server.openai_port, answer_ms=300, chunk_interval_ms=0, on_send=hook)
+    server.__enter__()
+    try:
+        call_command("test_assistant", "Shop", "--mode", "voice")
+    finally:
+        server.__exit__()
+    attempt = assistant.scenario_runs.get().attempts.get()
+    assert attempt.error == "" and attempt.ended_with == "caller_hangup", (attempt.error, attempt.ended_with)
+    assert attempt.passed and attempt.call.is_test
+    assert [line["text"] for line in attempt.transcript] == ["Shoe shop!", "When are you open?", "Nine to five."]
+    assert "1 of 1 attempts passed" in capsys.readouterr().out
