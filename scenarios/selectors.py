@@ -66,4 +66,11 @@ def voice_call_outcome(call_id: str) -> dict[str, Any] | None:
     ended = call.end_reason
     if ended == "transferred":
         ended = f"transfer:{call.transfer_to}"
-    return {"pk": call.pk, "transcript": transcript, "tool_calls": tool_calls, "ended_with": ended}
+    return {
+        "pk": call.pk,
+        "transcript": transcript,
+        "tool_calls": tool_calls,
+        "ended_with": ended,
+        "usage_written": bool(call.usage),  # the server writes usage and cost just after the call's end
+        "cost": call.cost,
+    }

@@ -155,7 +155,7 @@ def attempt_execute(*, run: ScenarioRun, scenario: Scenario, index: int, config:
         judge_results=verdicts,
         passed=passed,
         error=error,
-        cost_usd=attempt_cost(config, conversation.usage),
+        cost_usd=attempt_cost(config, conversation.usage) + getattr(conversation, "call_cost", 0),
         call_id=getattr(conversation, "call_pk", None),
     )
 

@@ -18,6 +18,7 @@ import asyncio
 import base64
 import time
 import uuid
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -63,6 +64,7 @@ class VoiceConversation:
         self.outcome = ConversationOutcome()
         self.usage = Usage()
         self.call_pk: int | None = None
+        self.call_cost: Decimal = Decimal(0)  # the assistant's side, priced by the server
         self.heard = LiveAudio(24000)  # what the caller hears, fed to its session as it plays
         self.speaks = LiveAudio(24000)  # what the caller says, streamed by the simulator
         self._hang_up = asyncio.Event()
@@ -171,13 +173,18 @@ class VoiceConversation:
         from scenarios.selectors import voice_call_outcome
 
         deadline = time.monotonic() + 15
+        priced_by = None
         while True:
             found = await asyncio.to_thread(voice_call_outcome, self.call_id)
-            if found is not None or time.monotonic() > deadline:
+            now = time.monotonic()
+            if found is not None and priced_by is None:
+                priced_by = now + 3
+            if (found is not None and (found["usage_written"] or now > priced_by)) or now > deadline:
                 break
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.1)  # the records are written by another process: nothing here to await
         if found is None:
             raise RuntimeError("The server never recorded the end of the scenario's call.")
+        self.call_cost = found["cost"] or Decimal(0)
         self.call_pk = found["pk"]
         self.outcome.transcript = found["transcript"]
         self.outcome.tool_calls = found["tool_calls"]

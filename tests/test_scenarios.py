@@ -451,6 +451,10 @@ def test_voice_scenario_phones_the_real_server_and_passes_from_the_calls_records
         name="Pizza", instructions="Take bookings.", welcome_message="Bella Pizza, how can I help?", language="en"
     )
     PhoneNumber.objects.create(number="+46700000077", assistant=assistant)
+    from insights.models import ModelPrice
+
+    prices = dict(text_input=4, cached_text_input=0, text_output=24, audio_input=32, audio_output=64)
+    ModelPrice.objects.update_or_create(model="gpt-realtime-2.1", defaults={**prices, "cached_audio_input": 0})
     scenario = _booking(
         assistant,
         mode="voice",
@@ -495,6 +499,8 @@ def test_voice_scenario_phones_the_real_server_and_passes_from_the_calls_records
     call = Call.objects.get(pk=attempt.call_id)
     assert call.call_id.startswith("scenario-") and call.is_test and call.assistant_id == assistant.pk
     assert not filtered_calls().filter(pk=call.pk).exists()
+    # Its cost: the assistant's side as the server priced the call, plus the caller's session.
+    assert call.cost and attempt.cost_usd > call.cost
     # Two sessions: the assistant's (its instructions) and the caller's (its own voice, a hang_up tool).
     updates = [next(e for _, e in s.received if e["type"] == "session.update")["session"] for s in fake.sessions]
     caller = next(u for u in updates if "Eva wants a table" in u["instructions"])
@@ -535,3 +541,17 @@ def test_voice_mode_from_the_command_ends_when_the_simulated_caller_hangs_up(set
     assert attempt.passed and attempt.call.is_test
     assert [line["text"] for line in attempt.transcript] == ["Shoe shop!", "When are you open?", "Nine to five."]
     assert "1 of 1 attempts passed" in capsys.readouterr().out
+
+
+def test_live_audio_plays_what_was_pushed_then_silence_at_any_rate():
+    import array
+
+    from calls.testing.caller_audio import LiveAudio
+
+    live = LiveAudio(24000)
+    live.push(array.array("h", [1000] * 480))  # 20 ms at 24 kHz
+    samples, speech = live.take(80, 8000)  # 10 ms at 8 kHz
+    assert speech and len(samples) == 80 and live.pending == 240
+    samples, speech = live.take(160, 8000)  # the last 10 ms, then silence
+    assert speech and len(samples) == 160 and max(samples[100:]) == 0 and live.pending == 0
+    assert live.take(160, 8000) == (array.array("h", [0] * 160), False)
