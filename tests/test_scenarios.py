@@ -442,7 +442,9 @@ def _play_both_sides(caller_marker: str, caller: dict, assistant: dict):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_voice_scenario_phones_the_real_server_and_passes_from_the_calls_records(settings, daphne_server, text_model):
+def test_voice_scenario_phones_the_real_server_and_passes_from_the_calls_records(
+    settings, daphne_server, text_model, admin_client
+):
     from assistants.models import PhoneNumber
     from calls.models import Call
     from insights.export import filtered_calls
@@ -501,6 +503,8 @@ def test_voice_scenario_phones_the_real_server_and_passes_from_the_calls_records
     assert not filtered_calls().filter(pk=call.pk).exists()
     # Its cost: the assistant's side as the server priced the call, plus the caller's session.
     assert call.cost and attempt.cost_usd > call.cost
+    page = admin_client.get(f"/admin/scenarios/scenariorun/{run.pk}/change/").content.decode()
+    assert f"/admin/calls/call/{call.pk}/change/" in page
     # Two sessions: the assistant's (its instructions) and the caller's (its own voice, a hang_up tool).
     updates = [next(e for _, e in s.received if e["type"] == "session.update")["session"] for s in fake.sessions]
     caller = next(u for u in updates if "Eva wants a table" in u["instructions"])
