@@ -60,7 +60,7 @@ class VoiceConversation:
         self.scenario = scenario
         self.config = config
         self.to_number = to_number
-        self.call_id = f"{CALL_ID_PREFIX}{uuid.uuid4().hex}"
+        self.call_id = f"{CALL_ID_PREFIX}{scenario.pk}-{uuid.uuid4().hex}"
         self.outcome = ConversationOutcome()
         self.usage = Usage()
         self.call_pk: int | None = None

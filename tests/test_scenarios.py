@@ -461,10 +461,9 @@ def test_voice_scenario_phones_the_real_server_and_passes_from_the_calls_records
         assistant,
         mode="voice",
         caller_instructions="Eva wants a table for four on Friday at seven.",
-        tools_called=[{"name": "end_call"}],
+        tools_called=[{"name": "book_table", "arguments": {"guests": 4}}, {"name": "end_call"}],
         max_turns=2,
         max_first_audio_ms=5000,
-        tool_mocks={},
     )
     said = "A table for four on Friday at seven, please."
     text_model.scripts["judgement"] = [{"results": [{"criterion": "c", "passed": True, "reason": "Confirmed."}]}]
@@ -476,7 +475,7 @@ def test_voice_scenario_phones_the_real_server_and_passes_from_the_calls_records
         caller={"reply_texts": [said, "Thanks, bye."], "reply_tool_calls": [None, {"name": "hang_up"}]},
         assistant={
             "reply_texts": ["Bella Pizza, how can I help?", "Booked: four on Friday at seven. Goodbye!"],
-            "reply_tool_calls": [None, {"name": "end_call"}, None],
+            "reply_tool_calls": [None, {"name": "book_table", "arguments": {"guests": 4}}, {"name": "end_call"}, None],
             "caller_transcripts": [said],
         },
     )
@@ -489,14 +488,17 @@ def test_voice_scenario_phones_the_real_server_and_passes_from_the_calls_records
     attempt = run.attempts.get()
     assert attempt.error == "", attempt.error
     assert attempt.mode == "voice" and attempt.ended_with == "assistant_hangup"
-    assert [c["passed"] for c in attempt.check_results] == [True] * 5, attempt.check_results
+    assert [c["passed"] for c in attempt.check_results] == [True] * 6, attempt.check_results
     assert attempt.passed and run.passed == 1
     assert attempt.transcript[:3] == [
         {"role": "assistant", "text": "Bella Pizza, how can I help?"},
         {"role": "caller", "text": said},
         {"role": "assistant", "text": "Booked: four on Friday at seven. Goodbye!"},
     ]
-    assert [t["name"] for t in attempt.tool_calls] == ["end_call"]
+    assert attempt.tool_calls == [
+        {"name": "book_table", "arguments": {"guests": 4}},
+        {"name": "end_call", "arguments": {}},
+    ]
     # The call went through the real server, and it is a test call no export counts.
     call = Call.objects.get(pk=attempt.call_id)
     assert call.call_id.startswith("scenario-") and call.is_test and call.assistant_id == assistant.pk
@@ -511,6 +513,9 @@ def test_voice_scenario_phones_the_real_server_and_passes_from_the_calls_records
     assert caller["audio"]["output"]["voice"] == settings.SCENARIO_CALLER_VOICE
     assert [t["name"] for t in caller["tools"]] == ["hang_up"]
     assert any(u["instructions"] == "Take bookings." for u in updates)
+    # The server answered book_table with the scenario's mock.
+    outputs = [json.loads(o["output"]) for session in fake.sessions for o in session.function_outputs]
+    assert {"ok": True} in outputs
     assert scenario.attempts.count() == 1
 
 
