@@ -147,8 +147,9 @@ def _date(value: str, name: str) -> dt.datetime | None:
 
 
 def filtered_calls(*, start: str = "", end: str = "", assistant: str = "") -> QuerySet:
-    """Calls started in [from, to) (a bare date `to` includes that whole day), of one assistant (id or name)."""
-    calls = Call.objects.all()
+    """Customers' calls (test calls left out) started in [from, to) (a bare date `to` includes that whole day),
+    of one assistant (id or name)."""
+    calls = Call.objects.filter(is_test=False)
     since, until = _date(start, "from"), _date(end, "to")
     if since is not None:
         calls = calls.filter(started_at__gte=since)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
@@ -11,10 +10,7 @@ from assistants.models import Assistant, AssistantRevision
 
 class Mode(models.TextChoices):
     TEXT = "text", "Text (cheap, fast: the caller is a text model)"
-    VOICE = "voice", "Voice (real phone path with a simulated 46elks caller; not available yet)"
-
-
-VOICE_NOT_READY = "Voice mode is not available yet: choose Text."
+    VOICE = "voice", "Voice (the real phone path: a simulated caller speaks through 46elks' socket)"
 
 
 class Scenario(models.Model):
@@ -87,10 +83,6 @@ class Scenario(models.Model):
 
     def __str__(self) -> str:
         return f"{self.assistant.name} · {self.slug}"
-
-    def clean(self) -> None:
-        if self.mode == Mode.VOICE:
-            raise ValidationError({"mode": VOICE_NOT_READY})
 
 
 class RunStatus(models.TextChoices):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from typing import Any
 
@@ -41,3 +42,35 @@ def revision_matrix(assistant_id: int) -> tuple[list[str], list[dict[str, Any]]]
             rates.append(round(100 * passed / total) if total else None)
         rows.append({"revision": revision, "rates": rates})
     return slugs, rows
+
+
+def voice_call_outcome(call_id: str) -> dict[str, Any] | None:
+    """What a voice-mode attempt's call did, from the records the server wrote; None while it is still on."""
+    from calls.models import Call, CallStatus
+
+    call = Call.objects.filter(call_id=call_id).exclude(status=CallStatus.ACTIVE).first()
+    if call is None:
+        return None
+    transcript = [
+        {"role": e.role, "text": e.text}
+        for e in call.transcript.order_by("position")
+        if e.role in ("caller", "assistant") and e.text
+    ]
+    tool_calls = []
+    for tc in call.tool_calls.all():
+        try:
+            arguments = json.loads(tc.arguments or "{}")
+        except ValueError:
+            arguments = tc.arguments
+        tool_calls.append({"name": tc.name, "arguments": arguments})
+    ended = call.end_reason
+    if ended == "transferred":
+        ended = f"transfer:{call.transfer_to}"
+    return {
+        "pk": call.pk,
+        "transcript": transcript,
+        "tool_calls": tool_calls,
+        "ended_with": ended,
+        "usage_written": bool(call.usage),  # the server writes usage and cost just after the call's end
+        "cost": call.cost,
+    }

@@ -21,7 +21,7 @@ from insights.models import ModelPrice
 from insights.pricing import PriceMissing, RealtimeUsage, realtime_cost
 from scenarios.checks import evaluate
 from scenarios.judge import judge
-from scenarios.models import VOICE_NOT_READY, Mode, RunStatus, Scenario, ScenarioAttempt, ScenarioRun
+from scenarios.models import Mode, RunStatus, Scenario, ScenarioAttempt, ScenarioRun
 from tools.selectors import call_extras
 
 log = logging.getLogger(__name__)
@@ -90,9 +90,28 @@ def attempt_cost(config: AssistantConfig, usage: Any) -> Decimal:
     return total.quantize(Decimal("0.0001"))
 
 
+def _voice_number(assistant_id: int | None) -> str:
+    """The number voice mode dials: one of the assistant's active numbers (it must be active itself)."""
+    from assistants.models import PhoneNumber
+
+    number = (
+        PhoneNumber.objects.filter(assistant_id=assistant_id, is_active=True, assistant__is_active=True)
+        .values_list("number", flat=True)
+        .first()
+    )
+    if number is None:
+        raise ValueError(
+            "Voice mode phones the assistant on one of its numbers: make the assistant active and give it an "
+            "active phone number (under Phone numbers), or choose Text."
+        )
+    return number
+
+
 def _conversation(scenario: Scenario, config: AssistantConfig, mode: str):
     if mode == Mode.VOICE:
-        raise ValueError(VOICE_NOT_READY)
+        from scenarios.voice import VoiceConversation
+
+        return VoiceConversation(scenario, config, to_number=_voice_number(scenario.assistant_id))
     from scenarios.text_mode import TextConversation
 
     return TextConversation(scenario, config, caller_model=settings.SCENARIO_CALLER_MODEL)
@@ -136,7 +155,7 @@ def attempt_execute(*, run: ScenarioRun, scenario: Scenario, index: int, config:
         judge_results=verdicts,
         passed=passed,
         error=error,
-        cost_usd=attempt_cost(config, conversation.usage),
+        cost_usd=attempt_cost(config, conversation.usage) + getattr(conversation, "call_cost", 0),
         call_id=getattr(conversation, "call_pk", None),
     )
 

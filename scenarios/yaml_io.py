@@ -22,7 +22,7 @@ import yaml
 from django.db import transaction
 
 from assistants.models import Assistant
-from scenarios.models import VOICE_NOT_READY, Mode, Scenario
+from scenarios.models import Mode, Scenario
 
 
 class ScenarioFileError(Exception):
@@ -88,8 +88,6 @@ def _fields(entry: Any, n: int) -> dict[str, Any]:
     mode = entry.get("mode") or Mode.TEXT
     if mode not in Mode.values:
         raise ScenarioFileError(f"{where}: mode must be one of {', '.join(Mode.values)}.")
-    if mode == Mode.VOICE:
-        raise ScenarioFileError(f"{where}: {VOICE_NOT_READY}")
     mocks = entry.get("tool_mocks") or {}
     if not isinstance(mocks, dict):
         raise ScenarioFileError(f"{where}: tool_mocks must be a mapping of tool name to answer.")

@@ -104,7 +104,7 @@ def test_yaml_round_trip_and_update_by_id():
         ("- id: a\n  caller: {instructions: x}\n  expect: {tools_called: [{arguments: {}}]}\n", "needs a name"),
         ("- id: a\n  caller: {instructions: x}\n  expect: {max_turns: many}\n", "not a number"),
         ("- id: [\n", "not valid YAML"),
-        ("- id: a\n  caller: {instructions: x}\n  mode: voice\n", "Voice mode is not available yet"),
+        ("- id: a\n  caller: {instructions: x}\n  mode: phone\n", "mode must be one of text, voice"),
     ],
 )
 def test_yaml_errors_say_where(text, message):
@@ -295,8 +295,6 @@ def test_command_refuses_unknown_assistant_and_scenario():
     _booking(Assistant.objects.get(name="Pizza"))
     with pytest.raises(CommandError, match="has no scenario nope"):
         call_command("test_assistant", "Pizza", "--scenario", "nope")
-    with pytest.raises(CommandError, match="Voice mode is not available yet"):
-        call_command("test_assistant", "Pizza", "--mode", "voice")
 
 
 # -- admin ------------------------------------------------------------------------------------------
@@ -416,3 +414,153 @@ def test_an_attempt_that_cannot_reach_openai_fails_with_the_reason(settings, tex
     assert run.status == RunStatus.DONE and not attempt.passed and attempt.ended_with == "error"
     assert attempt.error.startswith("Could not connect to OpenAI")
     assert attempt.judge_results == []  # nothing to judge
+
+
+# -- voice mode -------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_voice_mode_without_a_number_fails_the_attempt_with_what_to_do(settings, text_model):
+    assistant = Assistant.objects.create(name="Pizza", instructions="x")
+    _booking(assistant, mode="voice")
+    run = run_execute(run_pk=run_create(assistant=assistant).pk)
+    attempt = run.attempts.get()
+    assert not attempt.passed and attempt.ended_with == "error" and attempt.mode == "voice"
+    assert "give it an active phone number" in attempt.error
+
+
+def _play_both_sides(caller_marker: str, caller: dict, assistant: dict):
+    """An on_send hook: once a session is configured, script it as the caller or as the assistant."""
+
+    def on_send(session, event):
+        if event["type"] == "session.updated":
+            knobs = caller if caller_marker in (event["session"].get("instructions") or "") else assistant
+            for name, value in knobs.items():
+                setattr(session, name, list(value))
+
+    return on_send
+
+
+@pytest.mark.django_db(transaction=True)
+def test_voice_scenario_phones_the_real_server_and_passes_from_the_calls_records(
+    settings, daphne_server, text_model, admin_client
+):
+    from assistants.models import PhoneNumber
+    from calls.models import Call
+    from insights.export import filtered_calls
+
+    assistant = Assistant.objects.create(
+        name="Pizza", instructions="Take bookings.", welcome_message="Bella Pizza, how can I help?", language="en"
+    )
+    PhoneNumber.objects.create(number="+46700000077", assistant=assistant)
+    from insights.models import ModelPrice
+
+    prices = dict(text_input=4, cached_text_input=0, text_output=24, audio_input=32, audio_output=64)
+    ModelPrice.objects.update_or_create(model="gpt-realtime-2.1", defaults={**prices, "cached_audio_input": 0})
+    scenario = _booking(
+        assistant,
+        mode="voice",
+        caller_instructions="Eva wants a table for four on Friday at seven.",
+        tools_called=[{"name": "book_table", "arguments": {"guests": 4}}, {"name": "end_call"}],
+        max_turns=2,
+        max_first_audio_ms=5000,
+    )
+    said = "A table for four on Friday at seven, please."
+    text_model.scripts["judgement"] = [{"results": [{"criterion": "c", "passed": True, "reason": "Confirmed."}]}]
+    settings.OPENAI_REALTIME_URL = daphne_server.openai_url
+    settings.SCENARIO_VOICE_URL = f"ws://127.0.0.1:{daphne_server.port}"
+    settings.ELKS_WS_SECRET = daphne_server.secret
+    hook = _play_both_sides(
+        "Eva wants a table",
+        caller={"reply_texts": [said, "Thanks, bye."], "reply_tool_calls": [None, {"name": "hang_up"}]},
+        assistant={
+            "reply_texts": ["Bella Pizza, how can I help?", "Booked: four on Friday at seven. Goodbye!"],
+            "reply_tool_calls": [None, {"name": "book_table", "arguments": {"guests": 4}}, {"name": "end_call"}, None],
+            "caller_transcripts": [said],
+        },
+    )
+    server = ThreadedRealtime(port=daphne_server.openai_port, answer_ms=400, chunk_interval_ms=0, on_send=hook)
+    fake = server.__enter__()
+    try:
+        run = run_execute(run_pk=run_create(assistant=assistant).pk)
+    finally:
+        server.__exit__()
+    attempt = run.attempts.get()
+    assert attempt.error == "", attempt.error
+    assert attempt.mode == "voice" and attempt.ended_with == "assistant_hangup"
+    assert [c["passed"] for c in attempt.check_results] == [True] * 6, attempt.check_results
+    assert attempt.passed and run.passed == 1
+    assert attempt.transcript[:3] == [
+        {"role": "assistant", "text": "Bella Pizza, how can I help?"},
+        {"role": "caller", "text": said},
+        {"role": "assistant", "text": "Booked: four on Friday at seven. Goodbye!"},
+    ]
+    assert attempt.tool_calls == [
+        {"name": "book_table", "arguments": {"guests": 4}},
+        {"name": "end_call", "arguments": {}},
+    ]
+    # The call went through the real server, and it is a test call no export counts.
+    call = Call.objects.get(pk=attempt.call_id)
+    assert call.call_id.startswith("scenario-") and call.is_test and call.assistant_id == assistant.pk
+    assert not filtered_calls().filter(pk=call.pk).exists()
+    # Its cost: the assistant's side as the server priced the call, plus the caller's session.
+    assert call.cost and attempt.cost_usd > call.cost
+    page = admin_client.get(f"/admin/scenarios/scenariorun/{run.pk}/change/").content.decode()
+    assert f"/admin/calls/call/{call.pk}/change/" in page
+    # Two sessions: the assistant's (its instructions) and the caller's (its own voice, a hang_up tool).
+    updates = [next(e for _, e in s.received if e["type"] == "session.update")["session"] for s in fake.sessions]
+    caller = next(u for u in updates if "Eva wants a table" in u["instructions"])
+    assert caller["audio"]["output"]["voice"] == settings.SCENARIO_CALLER_VOICE
+    assert [t["name"] for t in caller["tools"]] == ["hang_up"]
+    assert any(u["instructions"] == "Take bookings." for u in updates)
+    # The server answered book_table with the scenario's mock.
+    outputs = [json.loads(o["output"]) for session in fake.sessions for o in session.function_outputs]
+    assert {"ok": True} in outputs
+    assert scenario.attempts.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_voice_mode_from_the_command_ends_when_the_simulated_caller_hangs_up(settings, daphne_server, capsys):
+    from assistants.models import PhoneNumber
+
+    assistant = Assistant.objects.create(name="Shop", instructions="Sell shoes.", welcome_message="Shoe shop!")
+    PhoneNumber.objects.create(number="+46700000078", assistant=assistant)
+    yaml_text = (
+        "- id: just-asking\n  caller: {instructions: Kim asks about the opening hours.}\n"
+        "  expect: {ends_with: caller_hangup, max_turns: 1}\n  mode: voice\n"
+    )
+    assert scenarios_import(assistant=assistant, text=yaml_text) == (1, 0)
+    settings.OPENAI_API_KEY = TEST_API_KEY
+    settings.OPENAI_REALTIME_URL = daphne_server.openai_url
+    settings.SCENARIO_VOICE_URL = f"ws://127.0.0.1:{daphne_server.port}"
+    settings.ELKS_WS_SECRET = daphne_server.secret
+    hook = _play_both_sides(
+        "Kim asks",
+        caller={"reply_texts": ["When are you open?"], "reply_tool_calls": [None, {"name": "hang_up"}]},
+        assistant={"reply_texts": ["Shoe shop!", "Nine to five."], "caller_transcripts": ["When are you open?"]},
+    )
+    server = ThreadedRealtime(port=daphne_server.openai_port, answer_ms=300, chunk_interval_ms=0, on_send=hook)
+    server.__enter__()
+    try:
+        call_command("test_assistant", "Shop", "--mode", "voice")
+    finally:
+        server.__exit__()
+    attempt = assistant.scenario_runs.get().attempts.get()
+    assert attempt.error == "" and attempt.ended_with == "caller_hangup", (attempt.error, attempt.ended_with)
+    assert attempt.passed and attempt.call.is_test
+    assert [line["text"] for line in attempt.transcript] == ["Shoe shop!", "When are you open?", "Nine to five."]
+    assert "1 of 1 attempts passed" in capsys.readouterr().out
+
+
+def test_live_audio_plays_what_was_pushed_then_silence_at_any_rate():
+    import array
+
+    from calls.testing.caller_audio import LiveAudio
+
+    live = LiveAudio(24000)
+    live.push(array.array("h", [1000] * 480))  # 20 ms at 24 kHz
+    samples, speech = live.take(80, 8000)  # 10 ms at 8 kHz
+    assert speech and len(samples) == 80 and live.pending == 240
+    samples, speech = live.take(160, 8000)  # the last 10 ms, then silence
+    assert speech and len(samples) == 160 and max(samples[100:]) == 0 and live.pending == 0
+    assert live.take(160, 8000) == (array.array("h", [0] * 160), False)

@@ -249,6 +249,8 @@ CALL_START_HOOKS: list[str] = [
     "tools.call_start.OutboundAndTools",
     "campaigns.call_start.CampaignCallStart",
     "knowledge.call_start.KnowledgeDocuments",
+    # Voice-mode scenario calls (call id "scenario-…") are marked test calls.
+    "scenarios.call_start.ScenarioCallStart",
 ]
 # Built-in tools extension apps offer (tools.builtins): each names a function config → {name: (definition, fn)}.
 CALL_BUILTIN_TOOLS: list[str] = ["knowledge.tool.builtin_tools", "campaigns.builtins.opt_out_builtins"]
@@ -295,6 +297,10 @@ SCENARIO_JUDGE_MODEL = env.str("SCENARIO_JUDGE_MODEL", default="gpt-5-mini")
 # How long one answer of the caller's or the judge's text model may take (seconds).
 SCENARIO_TEXT_TIMEOUT = env.float("SCENARIO_TEXT_TIMEOUT", default=60.0)
 # On: runs started from admin wait for the worker process; off: they run in a thread of the web process.
+# Voice mode: where the simulated caller reaches our 46elks WebSocket (this server), its voice, its time limit.
+SCENARIO_VOICE_URL = env.str("SCENARIO_VOICE_URL", default=f"ws://127.0.0.1:{env.int('PORT', default=8000)}")
+SCENARIO_CALLER_VOICE = env.str("SCENARIO_CALLER_VOICE", default="cedar")
+SCENARIO_VOICE_TIMEOUT = env.float("SCENARIO_VOICE_TIMEOUT", default=300.0)
 SCENARIO_RUNS_IN_WORKER = env.bool("SCENARIO_RUNS_IN_WORKER", default=False)
 
 # Actions (tools app; every variable is explained in docs/actions.md).

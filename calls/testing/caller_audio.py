@@ -258,10 +258,49 @@ def _tone_period(rate: int) -> array.array:
     )
 
 
+class LiveAudio:
+    """Audio that arrives while the call runs (e.g. another Realtime session's voice), played as it comes.
+
+    `push` adds PCM16 samples at `rate`; whoever reads (the simulator's caller stream, a feeder of
+    what was heard) takes them frame by frame and gets silence when nothing is waiting.
+    """
+
+    def __init__(self, rate: int = 24000) -> None:
+        self.rate = rate
+        self._buffer = array.array("h")
+
+    def push(self, samples: array.array | bytes) -> None:
+        self._buffer.extend(samples if isinstance(samples, array.array) else array.array("h", bytes(samples)))
+
+    def clear(self) -> None:
+        del self._buffer[:]
+
+    @property
+    def pending(self) -> int:
+        """Samples (at `rate`) still waiting."""
+        return len(self._buffer)
+
+    def take(self, n: int, rate: int) -> tuple[array.array, bool]:
+        """The next `n` samples at `rate` (silence-padded) and whether any of them was live audio."""
+        want = max(0, round(n * self.rate / rate))
+        got = self._buffer[:want]
+        del self._buffer[:want]
+        had = len(got) > 0
+        if len(got) < want:
+            got.extend(array.array("h", bytes(2 * (want - len(got)))))
+        out = resample(got, self.rate, rate) if rate != self.rate else got
+        if len(out) < n:
+            out.extend(array.array("h", bytes(2 * (n - len(out)))))
+        return out[:n], had
+
+
 class CallerSource:
-    """The caller's side of the line: a WAV file or a script, plus speech injected live."""
+    """The caller's side of the line: a WAV file, a script or live audio, plus speech injected live."""
 
     def __init__(self, caller_audio: Any) -> None:
+        self.live: LiveAudio | None = caller_audio if isinstance(caller_audio, LiveAudio) else None
+        if self.live is not None:
+            caller_audio = None
         self.wav: array.array | None = None
         self.wav_rate = 0
         self._wav_at: dict[int, array.array] = {}
@@ -309,6 +348,9 @@ class CallerSource:
 
     def render(self, a: int, b: int, rate: int) -> tuple[array.array, list[int], bool]:
         """Samples [a, b) at `rate`, where speech runs begin inside it, and whether it ends in speech."""
+        if self.live is not None:
+            samples, speech = self.live.take(b - a, rate)
+            return samples, [a] if speech else [], speech
         cuts = {a, b}
         script = self._script_for(rate)
         for s, e, _ in script:

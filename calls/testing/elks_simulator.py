@@ -45,6 +45,7 @@ from calls.testing.caller_audio import (
     CallerSource,
     CallResult,
     InterruptRecord,
+    LiveAudio,
     PlaybackSegment,
     PlayedPiece,
     Segment,
@@ -70,12 +71,14 @@ BYE_HANGUP = {"t": "bye", "reason": "hangup", "message": "the caller hung up"}
 DEFAULT_JITTER_MS = 10.0
 
 EventCallback = Callable[[float, str], None]
+AudioCallback = Callable[[bytes, AudioFormat], None]
 
 __all__ = [  # the caller_audio names are re-exported: a simulator's user needs them with it
     "CallEnded",
     "CallResult",
     "CallSimulator",
     "HandshakeError",
+    "LiveAudio",
     "SimulatorError",
     "WavError",
     "load_wav",
@@ -111,12 +114,13 @@ class CallSimulator:
         to: str,
         from_: str,
         callid: str | None = None,
-        caller_audio: str | os.PathLike | Sequence[Segment] | None = None,
+        caller_audio: str | os.PathLike | Sequence[Segment] | LiveAudio | None = None,
         seconds: float | None = None,
         frame_ms: float | Sequence[float] = 20,
         jitter: bool | float = False,
         extra_headers: dict[str, str] | None = None,
         on_event: EventCallback | None = None,
+        on_audio: AudioCallback | None = None,
         send_hello: bool = True,
         open_timeout: float = 10.0,
     ) -> None:
@@ -129,6 +133,7 @@ class CallSimulator:
         self.jitter_ms = DEFAULT_JITTER_MS if jitter is True else float(jitter or 0)
         self.extra_headers = dict(extra_headers or {})
         self.on_event = on_event
+        self.on_audio = on_audio  # each accepted chunk of server audio, as it arrives (e.g. to a listener)
         self.send_hello = send_hello
         self.open_timeout = open_timeout
         self.source = CallerSource(caller_audio)
@@ -548,6 +553,8 @@ class CallSimulator:
         seg.accepted_ms += fmt.ms(len(raw))
         self.result.received_bytes += len(raw)
         self.result.received_ms += fmt.ms(len(raw))
+        if self.on_audio is not None:
+            self.on_audio(raw, fmt)
         if self.result.first_audio_at is None:
             self.result.first_audio_at = now
             self._emit(f"first audio from the server ({len(raw)} bytes)")

@@ -7,7 +7,7 @@ from xml.sax.saxutils import quoteattr
 from django.core.management.base import BaseCommand, CommandError
 
 from assistants.models import Assistant
-from scenarios.models import VOICE_NOT_READY, Mode
+from scenarios.models import Mode
 from scenarios.selectors import run_summary
 from scenarios.services import run_create, run_execute
 
@@ -37,8 +37,6 @@ class Command(BaseCommand):
                 raise CommandError(f"{assistant.name} has no scenario {', '.join(sorted(missing))}.")
         if not scenarios.exists():
             raise CommandError(f"{assistant.name} has no scenarios to run.")
-        if options["mode"] == Mode.VOICE or (not options["mode"] and scenarios.filter(mode=Mode.VOICE).exists()):
-            raise CommandError(VOICE_NOT_READY)
         repeat = options["repeat"]
         if repeat is not None and repeat < 1:
             raise CommandError("--repeat must be 1 or more.")
