@@ -84,6 +84,8 @@ class TextConversation:
 
     def __init__(self, scenario: Any, config: AssistantConfig, *, caller_model: str) -> None:
         self.scenario = scenario
+        # Mock answers reach tools' runner as on a voice-mode call: through the call's extras.
+        config = dataclasses.replace(config, extra={**config.extra, "tool_mocks": scenario.tool_mocks or {}})
         self.config = config
         self.caller_model = caller_model
         self.handle = _Handle(config)
@@ -110,7 +112,7 @@ class TextConversation:
         return self.outcome
 
     def _session_update(self) -> dict:
-        tools = self.runner.definitions() if self.runner else None
+        tools = self.runner.definitions()
         event = session_update(self.config, tools=tools)
         event["session"]["output_modalities"] = ["text"]
         event["session"]["audio"]["input"]["turn_detection"] = None  # turns are taken by us, in text
@@ -210,17 +212,13 @@ class TextConversation:
         except ValueError:
             parsed = arguments
         self.outcome.tool_calls.append({"name": name, "arguments": parsed})
-        mocks = self.scenario.tool_mocks or {}
-        if name in mocks:
-            output = json.dumps(mocks[name], ensure_ascii=False)
-        elif name == "transfer_call":  # no phone line to transfer in text mode: the transfer is the ending
+        # No phone line to transfer in text mode: the transfer is the ending.
+        if name == "transfer_call" and name not in (self.scenario.tool_mocks or {}):
             self.handle.pending = Outcome("completed", "transferred")
             output = json.dumps({"ok": True, "next": "Tell the caller you are connecting them now."})
-        elif self.runner is not None:
+        else:
             output = await asyncio.wait_for(
                 self.runner.run(self.handle, name, arguments, call.get("call_id", "")), self.runner.timeout
             )
-        else:
-            output = json.dumps({"error": f"There is no tool called {name!r}."})
         item = {"type": "function_call_output", "call_id": call.get("call_id", ""), "output": output}
         self.client.send({"type": "conversation.item.create", "item": item})
